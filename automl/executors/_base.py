@@ -1,0 +1,39 @@
+"""How candidates get trained: the engine hands specs to an Executor and reads results back."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+
+from automl.training import CandidateResult, CandidateSpec, TrainingData
+
+EpochReporter = Callable[[CandidateSpec, int, dict[str, float]], None]
+
+
+class Executor(abc.ABC):
+    """Trains candidate subnetworks; implementations decide where (this process, Ray...).
+
+    ``start`` is called once per search with the data, ``run`` once per iteration, ``close``
+    at the end. ``run`` yields results in the order they finish; it yields a failed result
+    rather than raising when a candidate fails.
+    """
+
+    name: str = ""
+
+    def start(self, data: TrainingData) -> None:
+        self._data = data
+
+    @abc.abstractmethod
+    def run(
+        self, specs: list[CandidateSpec], on_epoch: EpochReporter | None = None
+    ) -> Iterator[CandidateResult]:
+        """Train every spec; yield each result as it finishes."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release workers or other resources."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,25 @@
+"""Train candidates one after another in this process (TensorFlow uses every core per candidate)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from automl.executors._base import EpochReporter, Executor
+from automl.training import CandidateResult, CandidateSpec, train_candidate
+
+
+class InProcessExecutor(Executor):
+    name = "in_process"
+
+    def run(
+        self, specs: list[CandidateSpec], on_epoch: EpochReporter | None = None
+    ) -> Iterator[CandidateResult]:
+        for spec in specs:
+            hook = None
+            if on_epoch is not None:
+                reporter = on_epoch
+
+                def hook(epoch: int, logs: dict[str, float], _s: CandidateSpec = spec) -> None:
+                    reporter(_s, epoch, logs)
+
+            yield train_candidate(spec, self._data, hook)

@@ -1,0 +1,302 @@
+"""A whole run: search, final model, test metrics, and the run directory.
+
+``DIR/model.keras``   the ensemble as one Keras model (raw features in)
+``DIR/architecture.json``  the record replay rebuilds and retrains the ensemble from
+``DIR/report.json``   what happened: iterations, candidates, ensemble, metrics
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl.data import Dataset, PreparedData, load_source, prepare
+from automl.ensemble import Member, task_metrics
+from automl.errors import RecordError
+from automl.executors import Executor
+from automl.search import AdaNetSearch, FinalEnsemble, SearchCallback, SearchResult
+from automl.spec import SearchSpec
+
+RECORD_VERSION = 1
+
+
+@dataclass
+class RunOutcome:
+    """A finished run: the search result, the Keras model and the report written to disk."""
+
+    result: SearchResult | None
+    model: Any
+    report: dict[str, Any]
+    out_dir: Path | None
+
+
+def evaluate_model(model: Any, data: PreparedData) -> dict[str, float]:
+    """Test metrics of a raw-feature model on the untouched test split."""
+    assert data.x_test_raw is not None and data.y_test_raw is not None
+    pred = np.asarray(model.predict(data.x_test_raw, batch_size=1024, verbose=0))
+    if data.task == "classification":
+        return task_metrics(pred, data.y_test_raw, data.task)
+    return task_metrics(pred.reshape(-1, 1), data.y_test_raw, data.task)
+
+
+def evaluate_members(members: list[Member], data: PreparedData, info: dict[str, Any]) -> list[dict]:
+    """Each member alone (each trained alone, on its own loss) on validation and test."""
+    from automl.model import build_member_model
+
+    out = []
+    for m in members:
+        model = build_member_model(m, info)
+        val = np.asarray(model.predict(data.x_val, batch_size=1024, verbose=0))
+        test = np.asarray(model.predict(data.x_test, batch_size=1024, verbose=0))
+        if data.task == "regression":
+            scale = data.target_std
+            val_m = task_metrics(val * scale + data.target_mean, data.y_val * scale
+                                 + data.target_mean, data.task)
+            test_m = task_metrics(test * scale + data.target_mean, data.y_test_raw, data.task)
+        else:
+            val_m = task_metrics(val, data.y_val, data.task)
+            test_m = task_metrics(test, data.y_test, data.task)
+        out.append({"name": m.name, "validation_metrics": val_m, "test_metrics": test_m})
+    return out
+
+
+def _best_member(evaluations: list[dict], task: str) -> dict:
+    if task == "classification":
+        return max(evaluations, key=lambda e: e["validation_metrics"]["accuracy"])
+    return min(evaluations, key=lambda e: e["validation_metrics"]["mse"])
+
+
+def architecture_record(
+    spec: SearchSpec, data: PreparedData, ensemble: FinalEnsemble
+) -> dict[str, Any]:
+    """Everything replay needs to rebuild and retrain the same ensemble without searching."""
+    return {
+        "version": RECORD_VERSION,
+        "spec": spec.to_dict(),
+        "data": {
+            "source": data.dataset.source,
+            "fingerprint": data.dataset.fingerprint(),
+            "seed": data.seed,
+            "test_fraction": spec.test_fraction,
+            "validation_fraction": spec.validation_fraction,
+        },
+        "ensemble": {
+            "strategy": ensemble.strategy,
+            "mixture_weight_type": spec.mixture_weight_type,
+            "members": [m.to_record() for m in ensemble.members],
+            "mixture_weights": np.asarray(ensemble.fit.weights).tolist(),
+            "bias": np.asarray(ensemble.fit.bias).tolist(),
+            "objective": ensemble.fit.objective,
+        },
+    }
+
+
+def build_report(
+    result: SearchResult, model: Any, test_metrics: dict[str, float], members_eval: list[dict]
+) -> dict[str, Any]:
+    data, spec, ens = result.data, result.spec, result.ensemble
+    best = _best_member(members_eval, data.task)
+    l1 = ens.fit.l1_per_member()
+    return {
+        "dataset": data.dataset.name,
+        "task": data.task,
+        "seed": spec.seed,
+        "wall_s": round(result.wall_s, 3),
+        "stop_reason": result.stop_reason,
+        "families": result.families,
+        "selection": spec.selection,
+        "complexity_measure": spec.complexity_measure,
+        "lambda": spec.lambda_,
+        "beta": spec.beta,
+        "data": data.summary(),
+        "iterations": [it.to_dict() for it in result.iterations],
+        "ensemble": {
+            "strategy": ens.strategy,
+            "mixture_weight_type": spec.mixture_weight_type,
+            "members": [
+                {
+                    "name": m.name,
+                    "family": m.hparams["family"],
+                    "depth": m.depth,
+                    "params": m.params,
+                    "complexity": m.complexity,
+                    "mixture_weight": (
+                        float(ens.fit.weights[i]) if ens.fit.weights.ndim == 1
+                        else ens.fit.weights[i].tolist()
+                    ),
+                    "mixture_weight_l1": l1[i],
+                    "hparams": m.hparams,
+                }
+                for i, m in enumerate(ens.members)
+            ],
+            "bias": ens.fit.bias.tolist(),
+            "params": int(model.count_params()),
+            "loss": ens.fit.loss,
+            "complexity": ens.fit.complexity,
+            "objective": ens.fit.objective,
+        },
+        "test_metrics": test_metrics,
+        "members_test_metrics": {e["name"]: e["test_metrics"] for e in members_eval},
+        "best_member": best["name"],
+        "best_member_test_metrics": best["test_metrics"],
+        "environment": {"python": platform.python_version(), "pid": os.getpid()},
+    }
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
+    tmp.replace(path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def run(
+    spec: SearchSpec,
+    dataset: Dataset,
+    out_dir: str | Path | None = None,
+    executor: Executor | None = None,
+    callbacks: Sequence[SearchCallback] = (),
+) -> RunOutcome:
+    """Prepare the data, search, build and evaluate the final model, write the run directory."""
+    from automl.model import build_ensemble_model, data_info
+
+    data = prepare(
+        dataset,
+        test_fraction=spec.test_fraction,
+        validation_fraction=spec.validation_fraction,
+        seed=spec.seed,
+    )
+    result = AdaNetSearch(spec, data, executor, callbacks).run()
+    info = data_info(data)
+    model = build_ensemble_model(
+        result.ensemble.members, result.ensemble.fit, info, spec.mixture_weight_type
+    )
+    test_metrics = evaluate_model(model, data)
+    members_eval = evaluate_members(result.ensemble.members, data, info)
+    report = build_report(result, model, test_metrics, members_eval)
+    path = None
+    if out_dir is not None:
+        path = Path(out_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        model.save(path / "model.keras")
+        write_json(path / "architecture.json", architecture_record(spec, data, result.ensemble))
+        write_json(path / "preprocessing.json", info)
+        write_json(path / "report.json", report)
+    return RunOutcome(result, model, report, path)
+
+
+def load_record(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "architecture.json"
+    if not path.is_file():
+        raise RecordError(f"{str(path)!r} does not exist; pass a directory written by 'search --out'")
+    try:
+        record: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{str(path)!r} is not valid JSON: {exc}") from None
+    if record.get("version") != RECORD_VERSION:
+        raise RecordError(f"{str(path)!r} has record version {record.get('version')!r}; "
+                          f"this automl reads version {RECORD_VERSION}")
+    return record
+
+
+def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome:
+    """Rebuild and retrain the recorded ensemble without searching.
+
+    Each member is retrained from its recorded hyperparameters and seed on the same split, then
+    the mixture weights are fitted again; with the same data this reproduces the ensemble.
+    """
+    from automl.complexity import SubnetworkShape, create_complexity_measure
+    from automl.ensemble import ComplexityRegularizedEnsembler
+    from automl.model import build_ensemble_model, data_info
+    from automl.training import CandidateSpec, TrainingData, train_candidate
+
+    started = time.perf_counter()
+    record = load_record(run_dir)
+    spec = SearchSpec.from_dict(record["spec"])
+    dataset = load_source(record["data"]["source"])
+    if dataset.fingerprint() != record["data"]["fingerprint"]:
+        raise RecordError("the data differs from the data the search ran on (fingerprint mismatch)")
+    data = prepare(
+        dataset,
+        test_fraction=record["data"]["test_fraction"],
+        validation_fraction=record["data"]["validation_fraction"],
+        seed=record["data"]["seed"],
+    )
+    tdata = TrainingData.from_prepared(data)
+    measure = create_complexity_measure(spec.complexity_measure)
+    members, logits = [], []
+    for m in record["ensemble"]["members"]:
+        cspec = CandidateSpec(
+            name=m["name"],
+            iteration=m["iteration"],
+            index=0,
+            hparams=m["hparams"],
+            seed=m["seed"],
+            epochs=spec.epochs,
+            early_stopping_patience=spec.early_stopping_patience,
+            origin="replay",
+        )
+        res = train_candidate(cspec, tdata)
+        if not res.ok:
+            raise RecordError(f"member {m['name']} failed to retrain:\n{res.error}")
+        members.append(
+            Member(m["name"], m["iteration"], m["hparams"], m["seed"], res.depth, res.params,
+                   measure(SubnetworkShape(res.depth, res.params)), tuple(res.weights))
+        )
+        logits.append(res.logits_train if spec.selection == "train" else res.logits_val)
+    y_sel = data.y_train if spec.selection == "train" else data.y_val
+    sw = None
+    if data.class_weights:
+        sw = np.array([data.class_weights[int(c)] for c in y_sel])
+    coef = np.array([spec.lambda_ * m.complexity + spec.beta for m in members])
+    fit = ComplexityRegularizedEnsembler(data.task, spec.mixture_weight_type).fit(
+        np.stack(logits, axis=1), y_sel, coef, sw
+    )
+    info = data_info(data)
+    model = build_ensemble_model(members, fit, info, spec.mixture_weight_type)
+    ensemble = FinalEnsemble(members, fit, record["ensemble"]["strategy"])
+    members_eval = evaluate_members(members, data, info)
+    best = _best_member(members_eval, data.task)
+    report = {
+        "replay_of": str(Path(run_dir).resolve()),
+        "dataset": dataset.name,
+        "task": data.task,
+        "seed": spec.seed,
+        "wall_s": round(time.perf_counter() - started, 3),
+        "ensemble": {
+            "members": [
+                {"name": m.name, "depth": m.depth, "params": m.params,
+                 "mixture_weight": fit.weights[i].tolist()}
+                for i, m in enumerate(members)
+            ],
+            "params": int(model.count_params()),
+            "objective": fit.objective,
+        },
+        "test_metrics": evaluate_model(model, data),
+        "best_member": best["name"],
+        "best_member_test_metrics": best["test_metrics"],
+    }
+    path = None
+    if out_dir is not None:
+        path = Path(out_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        model.save(path / "model.keras")
+        write_json(path / "architecture.json", architecture_record(spec, data, ensemble))
+        write_json(path / "report.json", report)
+    return RunOutcome(None, model, report, path)

@@ -1,0 +1,40 @@
+"""Optuna samplers by name: tpe (default), random, and nsga2 for loss vs complexity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from automl._registry import Registry
+
+samplers: Registry[Any] = Registry("sampler")
+
+
+@samplers.register("tpe")
+def _tpe(seed: int) -> Any:
+    import optuna
+
+    # Few trials per search: start modelling after a handful instead of optuna's default 10.
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=6, multivariate=True)
+
+
+@samplers.register("random")
+def _random(seed: int) -> Any:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@samplers.register("nsga2")
+def _nsga2(seed: int) -> Any:
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+
+
+def create_sampler(name: str, seed: int) -> Any:
+    return samplers.create(name, seed=seed)
+
+
+def is_multi_objective(name: str) -> bool:
+    """nsga2 optimises (loss, complexity term) as two objectives instead of their sum F."""
+    return name == "nsga2"

@@ -1,0 +1,425 @@
+"""The AdaNet loop (Cortes et al., 2017).
+
+Each iteration: the generator proposes subnetworks, an executor trains them on their own loss,
+each strategy forms candidate ensembles (previous members frozen + new ones), the ensembler fits
+their mixture weights, and the candidate ensemble with the lowest objective
+F = loss + Σ_j (λ·r(h_j) + β)·|w_j|₁ wins — unless the previous ensemble, itself a candidate,
+is at least as good, in which case the search stops. Frozen members' outputs are computed once,
+when they are trained, and reused by every later candidate ensemble.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from automl.complexity import SubnetworkShape, create_complexity_measure
+from automl.data import PreparedData
+from automl.ensemble import (
+    Candidate,
+    ComplexityRegularizedEnsembler,
+    Member,
+    MixtureFit,
+    create_strategy,
+)
+from automl.errors import SearchAbortedError
+from automl.executors import Executor, InProcessExecutor
+from automl.generator import CandidateGenerator
+from automl.spec import SearchSpec
+from automl.training import CandidateResult, CandidateSpec, TrainingData
+
+
+@dataclass
+class EnsembleRecord:
+    """One candidate ensemble of an iteration with its fitted mixture weights and objective."""
+
+    name: str
+    strategy: str
+    members: list[str]
+    new_members: list[str]
+    mixture_weights: list[Any]
+    bias: list[float]
+    loss: float
+    complexity: float
+    objective: float
+    metrics: dict[str, float]
+    chosen: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class CandidateRecord:
+    """One candidate subnetwork: what was tried, how it trained, and how its ensembles scored.
+
+    ``loss``/``complexity``/``objective`` are those of the best candidate ensemble it belongs to.
+    """
+
+    name: str
+    iteration: int
+    origin: str
+    hparams: dict[str, Any]
+    seed: int
+    state: str
+    depth: int = 0
+    params: int = 0
+    complexity_measure: float = 0.0
+    loss: float | None = None
+    complexity: float | None = None
+    objective: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    own_metrics: dict[str, float] = field(default_factory=dict)
+    chosen: bool = False
+    epochs_run: int = 0
+    duration_s: float = 0.0
+    train_s: float = 0.0
+    node: str = ""
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class IterationRecord:
+    iteration: int
+    previous_objective: float
+    candidates: list[CandidateRecord] = field(default_factory=list)
+    ensembles: list[EnsembleRecord] = field(default_factory=list)
+    chosen: str | None = None
+    best_objective: float | None = None
+    improved: bool = False
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "previous_objective": self.previous_objective,
+            "best_objective": self.best_objective,
+            "chosen": self.chosen,
+            "improved": self.improved,
+            "duration_s": self.duration_s,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "ensembles": [e.to_dict() for e in self.ensembles],
+        }
+
+
+@dataclass
+class FinalEnsemble:
+    """The ensemble the search ended with: frozen members and their mixture weights."""
+
+    members: list[Member]
+    fit: MixtureFit
+    strategy: str = "grow"
+
+    @property
+    def params(self) -> int:
+        return sum(m.params for m in self.members)
+
+
+@dataclass
+class SearchResult:
+    spec: SearchSpec
+    data: PreparedData
+    families: list[str]
+    iterations: list[IterationRecord]
+    ensemble: FinalEnsemble
+    stop_reason: str
+    wall_s: float
+    member_logits: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
+
+
+class SearchCallback:
+    """Observes a search. The CLI, the tests and the service subclass it; every hook is optional."""
+
+    def on_search_start(self, spec: SearchSpec, data: PreparedData, families: list[str]) -> None:
+        """Called once before the first iteration."""
+
+    def on_iteration_start(self, iteration: int, specs: list[CandidateSpec]) -> None:
+        """Called with the candidates proposed for this iteration."""
+
+    def on_epoch_end(self, spec: CandidateSpec, epoch: int, logs: dict[str, float]) -> None:
+        """Called after each training epoch of a candidate (where the executor reports them)."""
+
+    def on_candidate_end(self, record: CandidateRecord) -> None:
+        """Called when a candidate finished training and its ensembles were scored."""
+
+    def on_ensemble_chosen(self, record: IterationRecord, ensemble: FinalEnsemble) -> None:
+        """Called at the end of each iteration with the ensemble now in force."""
+
+    def on_search_end(self, result: SearchResult) -> None:
+        """Called once when the search stops."""
+
+
+class CallbackList(SearchCallback):
+    """Forwards every hook to each callback in order."""
+
+    def __init__(self, callbacks: Sequence[SearchCallback]) -> None:
+        self.callbacks = list(callbacks)
+
+    def on_search_start(self, spec: SearchSpec, data: PreparedData, families: list[str]) -> None:
+        for cb in self.callbacks:
+            cb.on_search_start(spec, data, families)
+
+    def on_iteration_start(self, iteration: int, specs: list[CandidateSpec]) -> None:
+        for cb in self.callbacks:
+            cb.on_iteration_start(iteration, specs)
+
+    def on_epoch_end(self, spec: CandidateSpec, epoch: int, logs: dict[str, float]) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_end(spec, epoch, logs)
+
+    def on_candidate_end(self, record: CandidateRecord) -> None:
+        for cb in self.callbacks:
+            cb.on_candidate_end(record)
+
+    def on_ensemble_chosen(self, record: IterationRecord, ensemble: FinalEnsemble) -> None:
+        for cb in self.callbacks:
+            cb.on_ensemble_chosen(record, ensemble)
+
+    def on_search_end(self, result: SearchResult) -> None:
+        for cb in self.callbacks:
+            cb.on_search_end(result)
+
+
+class AdaNetSearch:
+    """Runs the AdaNet loop for a spec on prepared data.
+
+    Args:
+        spec: The search spec.
+        data: The prepared split (``automl.data.prepare``).
+        executor: Where candidates train; in this process by default.
+        callbacks: Observers of progress.
+    """
+
+    def __init__(
+        self,
+        spec: SearchSpec,
+        data: PreparedData,
+        executor: Executor | None = None,
+        callbacks: Sequence[SearchCallback] = (),
+    ) -> None:
+        self.spec = spec
+        self.data = data
+        self.executor = executor or InProcessExecutor()
+        self.cb = CallbackList(callbacks)
+        self.families = spec.resolve_families(data.dataset.kind)
+        self.measure = create_complexity_measure(spec.complexity_measure)
+        self.strategies = [create_strategy(s) for s in spec.ensemble_strategies]
+        self.ensembler = ComplexityRegularizedEnsembler(data.task, spec.mixture_weight_type)
+        self._members: dict[str, Member] = {}
+        self._logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        sel_y = data.y_train if spec.selection == "train" else data.y_val
+        self._sel_y = sel_y
+        self._sel_weight = None
+        if data.class_weights:
+            self._sel_weight = np.array([data.class_weights[int(c)] for c in sel_y])
+
+    # ---- helpers --------------------------------------------------------------------------
+    def _selection_logits(self, names: Sequence[str]) -> np.ndarray:
+        idx = 0 if self.spec.selection == "train" else 1
+        n = len(self._sel_y)
+        if not names:
+            return np.zeros((n, 0, self.data.n_outputs), np.float32)
+        return np.stack([self._logits[m][idx] for m in names], axis=1)
+
+    def _coefficients(self, names: Sequence[str]) -> np.ndarray:
+        return np.array(
+            [self.spec.lambda_ * self._members[m].complexity + self.spec.beta for m in names]
+        )
+
+    def fit_mixture(self, names: Sequence[str]) -> MixtureFit:
+        """Fit the mixture weights of an ensemble of these (already trained) members."""
+        return self.ensembler.fit(
+            self._selection_logits(names), self._sel_y, self._coefficients(names), self._sel_weight
+        )
+
+    def _score(self, candidate: Candidate) -> EnsembleRecord:
+        fit = self.fit_mixture(candidate.members)
+        return EnsembleRecord(
+            name=candidate.name,
+            strategy=candidate.strategy,
+            members=list(candidate.members),
+            new_members=list(candidate.new_members),
+            mixture_weights=fit.weights.tolist(),
+            bias=fit.bias.tolist(),
+            loss=fit.loss,
+            complexity=fit.complexity,
+            objective=fit.objective,
+            metrics=fit.metrics,
+        )
+
+    def _admit(self, result: CandidateResult) -> Member:
+        assert result.logits_train is not None and result.logits_val is not None
+        member = Member(
+            name=result.spec.name,
+            iteration=result.spec.iteration,
+            hparams=result.spec.hparams,
+            seed=result.spec.seed,
+            depth=result.depth,
+            params=result.params,
+            complexity=self.measure(SubnetworkShape(result.depth, result.params)),
+            weights=tuple(result.weights),
+        )
+        self._members[member.name] = member
+        self._logits[member.name] = (result.logits_train, result.logits_val)
+        return member
+
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        spec = self.spec
+        started = time.perf_counter()
+        generator = CandidateGenerator(spec, self.families)
+        self.cb.on_search_start(spec, self.data, self.families)
+        self.executor.start(TrainingData.from_prepared(self.data))
+        try:
+            return self._loop(generator, started)
+        finally:
+            self.executor.close()
+
+    def _loop(self, generator: CandidateGenerator, started: float) -> SearchResult:
+        spec = self.spec
+        current: list[str] = []
+        current_fit = self.fit_mixture([])  # the empty ensemble: bias (class prior) only
+        current_strategy = "none"
+        last_member: dict[str, Any] | None = None
+        iterations: list[IterationRecord] = []
+        stop_reason = "max_iterations"
+        consecutive_failures = 0
+        for t in range(spec.max_iterations):
+            if spec.time_budget_s is not None and time.perf_counter() - started > spec.time_budget_s:
+                stop_reason = "time_budget"
+                break
+            it_started = time.perf_counter()
+            record = IterationRecord(iteration=t, previous_objective=current_fit.objective)
+            specs = generator.propose(t, last_member)
+            self.cb.on_iteration_start(t, specs)
+            by_name: dict[str, CandidateRecord] = {}
+            new_ok: list[str] = []
+            for result in self.executor.run(specs, self.cb.on_epoch_end):
+                rec = CandidateRecord(
+                    name=result.spec.name,
+                    iteration=t,
+                    origin=result.spec.origin,
+                    hparams=result.spec.hparams,
+                    seed=result.spec.seed,
+                    state=result.state,
+                    depth=result.depth,
+                    params=result.params,
+                    own_metrics=result.own_metrics,
+                    epochs_run=result.epochs_run,
+                    duration_s=result.duration_s,
+                    train_s=result.train_s,
+                    node=result.node,
+                    error=result.error,
+                )
+                by_name[rec.name] = rec
+                if not result.ok:
+                    consecutive_failures += 1
+                    generator.tell(rec.name, None, None)
+                    record.candidates.append(rec)
+                    self.cb.on_candidate_end(rec)
+                    if consecutive_failures >= spec.max_consecutive_failures:
+                        last_error = (result.error or "").strip().splitlines()[-1:] or ["?"]
+                        raise SearchAbortedError(
+                            f"{consecutive_failures} candidates in a row failed "
+                            f"(max_consecutive_failures={spec.max_consecutive_failures}); "
+                            f"the last one ({rec.name}) failed with: {last_error[0]}"
+                        )
+                    continue
+                consecutive_failures = 0
+                member = self._admit(result)
+                rec.complexity_measure = member.complexity
+                new_ok.append(rec.name)
+                # grow and solo ensembles can be scored as soon as their subnetwork is trained
+                for strategy in self.strategies:
+                    if strategy.name == "all":
+                        continue
+                    for cand in strategy.candidates(current, [rec.name]):
+                        record.ensembles.append(self._score(cand))
+                self._summarise(rec, record.ensembles)
+                generator.tell(rec.name, rec.loss, rec.complexity)
+                record.candidates.append(rec)
+                self.cb.on_candidate_end(rec)
+            for strategy in self.strategies:
+                if strategy.name == "all" and new_ok:
+                    for cand in strategy.candidates(current, new_ok):
+                        record.ensembles.append(self._score(cand))
+            for name in new_ok:
+                self._summarise(by_name[name], record.ensembles)
+
+            best = min(record.ensembles, key=lambda e: e.objective, default=None)
+            record.best_objective = None if best is None else best.objective
+            improved = best is not None and best.objective < current_fit.objective
+            if best is not None and (improved or spec.force_grow):
+                best.chosen = True
+                for name in best.new_members:
+                    by_name[name].chosen = True
+                current = list(best.members)
+                current_fit = MixtureFit(
+                    weights=np.asarray(best.mixture_weights, np.float32),
+                    bias=np.asarray(best.bias, np.float32),
+                    loss=best.loss,
+                    complexity=best.complexity,
+                    objective=best.objective,
+                    metrics=best.metrics,
+                )
+                current_strategy = best.strategy
+                newest = min(
+                    best.new_members, key=lambda n: by_name[n].own_metrics.get("loss", np.inf)
+                )
+                last_member = by_name[newest].hparams
+                record.chosen = best.name
+            record.improved = bool(improved)
+            record.duration_s = time.perf_counter() - it_started
+            iterations.append(record)
+            ensemble = FinalEnsemble([self._members[m] for m in current], current_fit, current_strategy)
+            self.cb.on_ensemble_chosen(record, ensemble)
+            # members that lost are not needed again: drop their cached outputs
+            for name in [m for m in self._logits if m not in current]:
+                del self._logits[name]
+                del self._members[name]
+            if not improved and not spec.force_grow:
+                stop_reason = "no_improvement"
+                break
+        if not current:
+            raise SearchAbortedError(
+                "no candidate ensemble beat the empty ensemble (a constant prediction); "
+                "try more epochs, a wider search space, or smaller lambda/beta"
+            )
+        result = SearchResult(
+            spec=spec,
+            data=self.data,
+            families=self.families,
+            iterations=iterations,
+            ensemble=FinalEnsemble([self._members[m] for m in current], current_fit, current_strategy),
+            stop_reason=stop_reason,
+            wall_s=time.perf_counter() - started,
+            member_logits={m: self._logits[m] for m in current},
+        )
+        self.cb.on_search_end(result)
+        return result
+
+    @staticmethod
+    def _summarise(rec: CandidateRecord, ensembles: list[EnsembleRecord]) -> None:
+        mine = [e for e in ensembles if rec.name in e.new_members]
+        if not mine:
+            return
+        best = min(mine, key=lambda e: e.objective)
+        rec.loss, rec.complexity, rec.objective = best.loss, best.complexity, best.objective
+        rec.metrics = dict(best.metrics)
+
+
+def run_search(
+    spec: SearchSpec,
+    data: PreparedData,
+    executor: Executor | None = None,
+    callbacks: Sequence[SearchCallback] = (),
+) -> SearchResult:
+    """Convenience wrapper: ``AdaNetSearch(spec, data, executor, callbacks).run()``."""
+    return AdaNetSearch(spec, data, executor, callbacks).run()

@@ -1,0 +1,259 @@
+"""The search spec: one JSON-serialisable pydantic model with defaults that work.
+
+Everything a request chooses by name is checked against its registry here, so a bad spec fails
+before any training with the field path and the allowed values.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from automl.errors import SpecError
+
+Family = Literal["dense", "conv1d", "conv2d"]
+Activation = Literal["relu", "elu", "gelu", "tanh", "selu"]
+OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam"]
+ScheduleName = Literal["constant", "inverse_time", "exponential", "cosine"]
+Strategy = Literal["grow", "solo", "all"]
+SamplerName = Literal["tpe", "random", "nsga2"]
+
+FAMILIES: tuple[str, ...] = ("dense", "conv1d", "conv2d")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class IntRange(_Model):
+    """An inclusive integer range."""
+
+    low: int = Field(ge=1)
+    high: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+
+class FloatRange(_Model):
+    """An inclusive float range, sampled log-uniformly when ``log`` is true."""
+
+    low: float = Field(ge=0)
+    high: float = Field(ge=0)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scaled range needs low > 0")
+        return self
+
+
+def _non_empty(values: list[Any]) -> list[Any]:
+    if not values:
+        raise ValueError("must list at least one value")
+    if len(set(values)) != len(values):
+        raise ValueError("must not repeat a value")
+    return values
+
+
+class DenseSpace(_Model):
+    """Fully connected subnetworks: ``depth`` hidden layers of ``width`` units."""
+
+    depth: IntRange = IntRange(low=1, high=3)
+    width: list[int] = Field(default_factory=lambda: [64, 128, 256])
+    activation: list[Activation] = Field(default_factory=lambda: ["relu", "elu", "gelu"])
+    dropout: FloatRange = FloatRange(low=0.0, high=0.3)
+    l2: FloatRange = FloatRange(low=1e-6, high=1e-3, log=True)
+    batch_norm: list[bool] = Field(default_factory=lambda: [True, False])
+
+    _check_lists = field_validator("width", "activation", "batch_norm")(_non_empty)
+
+    @field_validator("width")
+    @classmethod
+    def _positive(cls, values: list[int]) -> list[int]:
+        if any(v < 1 or v > 4096 for v in values):
+            raise ValueError("every width must be between 1 and 4096")
+        return values
+
+
+class ConvSpace(DenseSpace):
+    """Convolutional subnetworks: ``depth`` conv blocks of ``filters``, then a dense head of
+    ``width`` units."""
+
+    depth: IntRange = IntRange(low=1, high=4)
+    filters: list[int] = Field(default_factory=lambda: [32, 64])
+    kernel_size: list[int] = Field(default_factory=lambda: [3, 5, 7])
+    width: list[int] = Field(default_factory=lambda: [64, 128])
+    batch_norm: list[bool] = Field(default_factory=lambda: [True])
+
+    _check_conv = field_validator("filters", "kernel_size")(_non_empty)
+
+    @field_validator("filters", "kernel_size")
+    @classmethod
+    def _positive_conv(cls, values: list[int]) -> list[int]:
+        if any(v < 1 or v > 1024 for v in values):
+            raise ValueError("values must be between 1 and 1024")
+        return values
+
+
+def _conv2d_default() -> ConvSpace:
+    return ConvSpace(
+        depth=IntRange(low=1, high=3), filters=[32, 64], kernel_size=[3], width=[64, 128]
+    )
+
+
+class Resources(_Model):
+    """What one candidate asks of a worker (used by the Ray executor)."""
+
+    cpus: float = Field(1.0, gt=0, le=256)
+    gpus: float = Field(0.0, ge=0, le=16)
+
+
+class SearchSpec(_Model):
+    """A whole search: the space of subnetworks and training choices, and the AdaNet settings.
+
+    ``lambda``/``beta`` weigh the complexity term Σ_j (λ·r(h_j) + β)·|w_j|₁ of the objective.
+    ``selection`` says which split the mixture weights are fitted and F is scored on: ``train``
+    as in the paper, or the held-out ``validation`` split.
+    """
+
+    families: list[Family] | None = Field(
+        None, description="Subnetwork families to search; default: chosen by the data's shape."
+    )
+    dense: DenseSpace = Field(default_factory=DenseSpace)
+    conv1d: ConvSpace = Field(default_factory=ConvSpace)
+    conv2d: ConvSpace = Field(default_factory=_conv2d_default)
+    optimizers: list[OptimizerName] = Field(default_factory=lambda: ["adam", "rmsprop", "nesterov"])
+    learning_rate: FloatRange = FloatRange(low=5e-4, high=5e-3, log=True)
+    schedules: list[ScheduleName] = Field(
+        default_factory=lambda: ["cosine", "inverse_time", "exponential"]
+    )
+    decay_power: FloatRange = Field(
+        FloatRange(low=0.3, high=1.0), description="n in the inverse_time schedule η0 / t^n"
+    )
+    decay_rate: FloatRange = Field(
+        FloatRange(low=0.85, high=0.98), description="per-epoch factor of the exponential schedule"
+    )
+    batch_size: list[int] = Field(default_factory=lambda: [32, 64, 128])
+    epochs: int = Field(30, ge=1, le=1000, description="training epochs per candidate")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="stop a candidate after this many epochs without val. improvement"
+    )
+    candidates_per_iteration: int = Field(4, ge=1, le=64)
+    max_iterations: int = Field(5, ge=1, le=100)
+    force_grow: bool = Field(False, description="add a member even when F does not fall")
+    paper_candidates: bool = Field(
+        True, description="propose the paper's two candidates: as deep as the last member, +1"
+    )
+    lambda_: float = Field(0.01, alias="lambda", ge=0, le=100)
+    beta: float = Field(0.001, ge=0, le=100)
+    complexity_measure: str = "sqrt_depth"
+    mixture_weight_type: Literal["scalar", "vector"] = "scalar"
+    ensemble_strategies: list[Strategy] = Field(default_factory=lambda: ["grow"])
+    selection: Literal["train", "validation"] = "validation"
+    mixture_epochs: int = Field(60, ge=1, le=10000)
+    mixture_learning_rate: float = Field(0.05, gt=0, le=10)
+    sampler: SamplerName = "tpe"
+    max_consecutive_failures: int = Field(3, ge=1, le=1000)
+    time_budget_s: float | None = Field(
+        None, gt=0, description="start no new iteration after this many seconds"
+    )
+    test_fraction: float = Field(0.2, gt=0, lt=0.9)
+    validation_fraction: float = Field(0.15, gt=0, lt=0.9)
+    resources: Resources = Field(default_factory=Resources)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    _check_lists = field_validator("optimizers", "schedules", "batch_size", "ensemble_strategies")(
+        _non_empty
+    )
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else _non_empty(values)
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, values: list[int]) -> list[int]:
+        if any(v < 1 or v > 65536 for v in values):
+            raise ValueError("every batch size must be between 1 and 65536")
+        return values
+
+    @field_validator("complexity_measure")
+    @classmethod
+    def _measure(cls, value: str) -> str:
+        from automl.complexity import complexity_measures
+
+        if value not in complexity_measures.names():
+            raise ValueError(
+                f"unknown complexity measure {value!r}; "
+                f"valid ones are: {', '.join(complexity_measures.names())}"
+            )
+        return value
+
+    # ---- JSON round trip -------------------------------------------------------------------
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchSpec:
+        """Validate a dict; raise ``SpecError`` naming each bad field's path."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(format_validation_error(exc)) from None
+
+    @classmethod
+    def from_json(cls, text: str) -> SearchSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"the spec is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise SpecError("the spec must be a JSON object")
+        return cls.from_dict(data)
+
+    # ---- resolution against a dataset --------------------------------------------------------
+    def resolve_families(self, data_kind: str) -> list[str]:
+        """The families to search for data of this kind (``image``, ``sequence`` or ``table``)."""
+        applicable = {"image": ["dense", "conv2d"], "sequence": ["dense", "conv1d"]}.get(
+            data_kind, ["dense"]
+        )
+        if self.families is None:
+            # Every family that applies: the search, not the default, has to find convolutions.
+            return applicable
+        bad = [f for f in self.families if f not in applicable]
+        if bad:
+            raise SpecError(
+                f"families: {bad[0]!r} does not apply to {data_kind} data; "
+                f"for this dataset choose from: {', '.join(applicable)}"
+            )
+        return list(self.families)
+
+    def space_for(self, family: str) -> DenseSpace:
+        return getattr(self, family)  # type: ignore[no-any-return]
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem: ``field.path: message``."""
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(spec)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "is not a spec field"
+        elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
+            msg = f"must be one of {err['ctx']['expected']}"
+        lines.append(f"{path}: {msg}")
+    return "invalid search spec:\n  " + "\n  ".join(lines)

@@ -1,0 +1,99 @@
+"""The built-in families: dense, conv1d (sequences) and conv2d (images)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from automl.spec import ConvSpace, DenseSpace
+from automl.subnetworks._base import SubnetworkBuilder
+
+
+def _regularizer(hparams: dict[str, Any]) -> Any:
+    l2 = float(hparams.get("l2", 0.0))
+    return keras.regularizers.L2(l2) if l2 > 0 else None
+
+
+def _block(h: Any, hparams: dict[str, Any]) -> Any:
+    if hparams.get("batch_norm"):
+        h = keras.layers.BatchNormalization()(h)
+    return keras.layers.Activation(hparams["activation"])(h)
+
+
+class DenseBuilder(SubnetworkBuilder):
+    family = "dense"
+
+    def suggest(self, trial: Any, space: DenseSpace) -> dict[str, Any]:
+        return self._suggest_common(trial, space)
+
+    def build(self, hparams, n_features, input_shape, n_outputs, name):  # type: ignore[no-untyped-def]
+        inputs = keras.Input((n_features,), name="features")
+        h = inputs
+        for _ in range(int(hparams["depth"])):
+            h = keras.layers.Dense(
+                int(hparams["width"]),
+                use_bias=not hparams.get("batch_norm"),
+                kernel_regularizer=_regularizer(hparams),
+            )(h)
+            h = _block(h, hparams)
+            if hparams.get("dropout", 0) > 0:
+                h = keras.layers.Dropout(float(hparams["dropout"]))(h)
+        logits = keras.layers.Dense(n_outputs, name="logits")(h)
+        return keras.Model(inputs, logits, name=name)
+
+
+class _ConvBuilder(SubnetworkBuilder):
+    """Conv blocks (conv → [batch norm] → activation → max-pool while the map is ≥ 4 wide), then
+    flatten → dropout → dense(width) → logits. Flatten keeps where a pattern sits, which MNIST-1D
+    needs; pooling keeps the head small."""
+
+    rank = 1
+
+    def suggest(self, trial: Any, space: DenseSpace) -> dict[str, Any]:
+        assert isinstance(space, ConvSpace)
+        hp = self._suggest_common(trial, space)
+        hp["filters"] = trial.suggest_categorical(f"{self.family}.filters", space.filters)
+        hp["kernel_size"] = trial.suggest_categorical(
+            f"{self.family}.kernel_size", space.kernel_size
+        )
+        return hp
+
+    def build(self, hparams, n_features, input_shape, n_outputs, name):  # type: ignore[no-untyped-def]
+        if input_shape is None or len(input_shape) != self.rank + 1:
+            raise ValueError(f"{self.family} needs data with a {self.rank}-D shape per row")
+        conv = keras.layers.Conv1D if self.rank == 1 else keras.layers.Conv2D
+        pool = keras.layers.MaxPooling1D if self.rank == 1 else keras.layers.MaxPooling2D
+        inputs = keras.Input((n_features,), name="features")
+        h = keras.layers.Reshape(tuple(input_shape))(inputs)
+        for _ in range(int(hparams["depth"])):
+            h = conv(
+                int(hparams["filters"]),
+                int(hparams["kernel_size"]),
+                padding="same",
+                use_bias=not hparams.get("batch_norm"),
+                kernel_regularizer=_regularizer(hparams),
+            )(h)
+            h = _block(h, hparams)
+            if min(h.shape[1 : 1 + self.rank]) >= 4:
+                h = pool(2)(h)
+        h = keras.layers.Flatten()(h)
+        if hparams.get("dropout", 0) > 0:
+            h = keras.layers.Dropout(float(hparams["dropout"]))(h)
+        h = keras.layers.Dense(
+            int(hparams["width"]),
+            activation=hparams["activation"],
+            kernel_regularizer=_regularizer(hparams),
+        )(h)
+        logits = keras.layers.Dense(n_outputs, name="logits")(h)
+        return keras.Model(inputs, logits, name=name)
+
+
+class Conv1DBuilder(_ConvBuilder):
+    family = "conv1d"
+    rank = 1
+
+
+class Conv2DBuilder(_ConvBuilder):
+    family = "conv2d"
+    rank = 2

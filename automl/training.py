@@ -1,0 +1,235 @@
+"""Training one candidate subnetwork from a plain spec into a plain result.
+
+This is what an executor runs, in-process or on a Ray worker: no hyperparameter choices here and
+no storage, only ``CandidateSpec`` + ``TrainingData`` → ``CandidateResult``. The subnetwork
+trains on its own loss (as in the adanet library); the driver then fits the mixture weights of
+every candidate ensemble it belongs to over the cached outputs of the frozen members.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """Everything a worker needs to train one subnetwork; JSON-serialisable."""
+
+    name: str
+    iteration: int
+    index: int
+    hparams: dict[str, Any]
+    seed: int
+    epochs: int
+    early_stopping_patience: int | None = None
+    origin: str = "sampled"  # paper_same_depth | paper_deeper | sampled | replay
+    trial_number: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CandidateSpec:
+        return cls(**data)
+
+
+@dataclass
+class TrainingData:
+    """The arrays a worker trains on (already scaled), shared by all candidates of a search."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    task: str
+    n_outputs: int
+    input_shape: tuple[int, ...] | None
+    class_weights: dict[int, float] | None = None
+
+    @classmethod
+    def from_prepared(cls, data: Any) -> TrainingData:
+        return cls(
+            x_train=data.x_train,
+            y_train=data.y_train,
+            x_val=data.x_val,
+            y_val=data.y_val,
+            task=data.task,
+            n_outputs=data.n_outputs,
+            input_shape=data.dataset.input_shape,
+            class_weights=data.class_weights,
+        )
+
+
+@dataclass
+class CandidateResult:
+    """What comes back from a worker: trained weights, outputs, timings, or the error."""
+
+    spec: CandidateSpec
+    state: str  # completed | stopped_early | failed
+    depth: int = 0
+    params: int = 0
+    weights: list[np.ndarray] = field(default_factory=list, repr=False)
+    logits_train: np.ndarray | None = field(default=None, repr=False)
+    logits_val: np.ndarray | None = field(default=None, repr=False)
+    own_metrics: dict[str, float] = field(default_factory=dict)
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs_run: int = 0
+    duration_s: float = 0.0
+    train_s: float = 0.0
+    node: str = ""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("completed", "stopped_early")
+
+
+def node_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def build_subnetwork(hparams: dict[str, Any], data_shape: dict[str, Any], name: str) -> Any:
+    """Build (not train) the Keras model for ``hparams``; ``data_shape`` holds n_features,
+    input_shape and n_outputs."""
+    from automl.subnetworks import create_subnetwork_builder
+
+    builder = create_subnetwork_builder(str(hparams["family"]))
+    return builder.build(
+        hparams,
+        int(data_shape["n_features"]),
+        tuple(data_shape["input_shape"]) if data_shape.get("input_shape") else None,
+        int(data_shape["n_outputs"]),
+        name,
+    )
+
+
+def _loss(task: str) -> Any:
+    import keras
+
+    if task == "classification":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return keras.losses.MeanSquaredError()
+
+
+def train_candidate(
+    spec: CandidateSpec, data: TrainingData, on_epoch: EpochCallback | None = None
+) -> CandidateResult:
+    """Train one subnetwork on its own loss; never raises for a training failure.
+
+    A failure (bad hyperparameters, NaN loss, out of memory...) comes back as
+    ``state="failed"`` with the traceback in ``error``, so the search records it and goes on.
+    """
+    started = time.perf_counter()
+    try:
+        return _train(spec, data, on_epoch, started)
+    except Exception:  # noqa: BLE001 - a worker reports every failure as data
+        return CandidateResult(
+            spec=spec,
+            state="failed",
+            duration_s=time.perf_counter() - started,
+            node=node_name(),
+            error=traceback.format_exc(),
+        )
+
+
+def _train(
+    spec: CandidateSpec, data: TrainingData, on_epoch: EpochCallback | None, started: float
+) -> CandidateResult:
+    import keras
+
+    from automl.optimizers import create_optimizer, create_schedule
+
+    keras.utils.set_random_seed(spec.seed)
+    hp = spec.hparams
+    shape = {
+        "n_features": data.x_train.shape[1],
+        "input_shape": data.input_shape,
+        "n_outputs": data.n_outputs,
+    }
+    model = build_subnetwork(hp, shape, spec.name)
+    batch_size = int(hp["batch_size"])
+    steps = int(np.ceil(len(data.x_train) / batch_size))
+    lr = create_schedule(
+        str(hp["schedule"]),
+        float(hp["learning_rate"]),
+        steps_per_epoch=steps,
+        epochs=spec.epochs,
+        decay_power=float(hp.get("decay_power", 0.5)),
+        decay_rate=float(hp.get("decay_rate", 0.9)),
+    )
+    model.compile(
+        optimizer=create_optimizer(str(hp["optimizer"]), lr),
+        loss=_loss(data.task),
+        metrics=["accuracy"] if data.task == "classification" else ["mae"],
+    )
+
+    callbacks: list[Any] = [keras.callbacks.TerminateOnNaN()]
+    if spec.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=spec.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    if on_epoch is not None:
+        report = on_epoch
+
+        class _Progress(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                report(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
+
+        callbacks.append(_Progress())
+
+    train_started = time.perf_counter()
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=batch_size,
+        epochs=spec.epochs,
+        validation_data=(data.x_val, data.y_val),
+        class_weight=data.class_weights,
+        callbacks=callbacks,
+        verbose=0,
+        shuffle=True,
+    )
+    train_s = time.perf_counter() - train_started
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    losses = hist.get("loss", [])
+    if not losses or not np.all(np.isfinite(losses)):
+        raise FloatingPointError(
+            "training diverged (loss became NaN or infinite); "
+            f"learning rate {hp['learning_rate']:.3g} with {hp['optimizer']} may be too high"
+        )
+    logits_train = model.predict(data.x_train, batch_size=1024, verbose=0)
+    logits_val = model.predict(data.x_val, batch_size=1024, verbose=0)
+    from automl.ensemble import task_loss, task_metrics
+
+    own = task_metrics(logits_val, data.y_val, data.task)
+    own["loss"] = task_loss(logits_val, data.y_val, data.task)
+    epochs_run = len(losses)
+    return CandidateResult(
+        spec=spec,
+        state="stopped_early" if epochs_run < spec.epochs else "completed",
+        depth=int(hp["depth"]),
+        params=int(model.count_params()),
+        weights=[np.asarray(w) for w in model.get_weights()],
+        logits_train=np.asarray(logits_train, np.float32),
+        logits_val=np.asarray(logits_val, np.float32),
+        own_metrics=own,
+        history=hist,
+        epochs_run=epochs_run,
+        duration_s=time.perf_counter() - started,
+        train_s=train_s,
+        node=node_name(),
+    )
