@@ -6,7 +6,13 @@ a search or model needs it, so spec checks and data loading stay quick.
 
 from __future__ import annotations
 
-from automl.errors import AutoMLError, CandidateFailedError, DataError, SearchAbortedError, SpecError
+from automl.errors import (
+    AutoMLError,
+    CandidateFailedError,
+    DataError,
+    SearchAbortedError,
+    SpecError,
+)
 from automl.spec import SearchSpec
 
 __version__ = "0.1.0"

@@ -14,7 +14,14 @@ from automl.samplers import create_sampler, is_multi_objective
 from automl.spec import SearchSpec
 from automl.training import CandidateSpec
 
-SHARED_PARAMS = ("optimizer", "learning_rate", "schedule", "decay_power", "decay_rate", "batch_size")
+SHARED_PARAMS = (
+    "optimizer",
+    "learning_rate",
+    "schedule",
+    "decay_power",
+    "decay_rate",
+    "batch_size",
+)
 
 
 def candidate_seed(seed: int, iteration: int, index: int) -> int:
@@ -60,7 +67,9 @@ class CandidateGenerator:
                 "decay_power", s.decay_power.low, s.decay_power.high
             )
         if hp["schedule"] == "exponential":
-            hp["decay_rate"] = trial.suggest_float("decay_rate", s.decay_rate.low, s.decay_rate.high)
+            hp["decay_rate"] = trial.suggest_float(
+                "decay_rate", s.decay_rate.low, s.decay_rate.high
+            )
         hp["batch_size"] = trial.suggest_categorical("batch_size", s.batch_size)
         return hp
 

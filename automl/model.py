@@ -27,8 +27,8 @@ class MixtureWeights(keras.layers.Layer):
         self.weight_type = weight_type
 
     def build(self, input_shape: Any) -> None:
-        shape = (self.n_members,) if self.weight_type == "scalar" else (
-            self.n_members, self.n_outputs
+        shape = (
+            (self.n_members,) if self.weight_type == "scalar" else (self.n_members, self.n_outputs)
         )
         self.mixture = self.add_weight(name="mixture", shape=shape, initializer="zeros")
         self.bias = self.add_weight(name="bias", shape=(self.n_outputs,), initializer="zeros")
@@ -36,8 +36,10 @@ class MixtureWeights(keras.layers.Layer):
     def call(self, inputs: Any) -> Any:
         stacked = keras.ops.stack(list(inputs), axis=1)  # (batch, k, C)
         w = self.mixture
-        w = keras.ops.reshape(w, (1, self.n_members, 1)) if self.weight_type == "scalar" else (
-            keras.ops.expand_dims(w, 0)
+        w = (
+            keras.ops.reshape(w, (1, self.n_members, 1))
+            if self.weight_type == "scalar"
+            else (keras.ops.expand_dims(w, 0))
         )
         return keras.ops.sum(stacked * w, axis=1) + self.bias
 

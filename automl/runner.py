@@ -58,8 +58,10 @@ def evaluate_members(members: list[Member], data: PreparedData, info: dict[str, 
         test = np.asarray(model.predict(data.x_test, batch_size=1024, verbose=0))
         if data.task == "regression":
             scale = data.target_std
-            val_m = task_metrics(val * scale + data.target_mean, data.y_val * scale
-                                 + data.target_mean, data.task)
+            val_m = task_metrics(
+                val * scale + data.target_mean, data.y_val * scale + data.target_mean, data.task
+            )
+            assert data.y_test_raw is not None
             test_m = task_metrics(test * scale + data.target_mean, data.y_test_raw, data.task)
         else:
             val_m = task_metrics(val, data.y_val, data.task)
@@ -129,7 +131,8 @@ def build_report(
                     "params": m.params,
                     "complexity": m.complexity,
                     "mixture_weight": (
-                        float(ens.fit.weights[i]) if ens.fit.weights.ndim == 1
+                        float(ens.fit.weights[i])
+                        if ens.fit.weights.ndim == 1
                         else ens.fit.weights[i].tolist()
                     ),
                     "mixture_weight_l1": l1[i],
@@ -204,14 +207,18 @@ def run(
 def load_record(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "architecture.json"
     if not path.is_file():
-        raise RecordError(f"{str(path)!r} does not exist; pass a directory written by 'search --out'")
+        raise RecordError(
+            f"{str(path)!r} does not exist; pass a directory written by 'search --out'"
+        )
     try:
         record: dict[str, Any] = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise RecordError(f"{str(path)!r} is not valid JSON: {exc}") from None
     if record.get("version") != RECORD_VERSION:
-        raise RecordError(f"{str(path)!r} has record version {record.get('version')!r}; "
-                          f"this automl reads version {RECORD_VERSION}")
+        raise RecordError(
+            f"{str(path)!r} has record version {record.get('version')!r}; "
+            f"this automl reads version {RECORD_VERSION}"
+        )
     return record
 
 
@@ -240,7 +247,8 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
     )
     tdata = TrainingData.from_prepared(data)
     measure = create_complexity_measure(spec.complexity_measure)
-    members, logits = [], []
+    members: list[Member] = []
+    logits: list[np.ndarray] = []
     for m in record["ensemble"]["members"]:
         cspec = CandidateSpec(
             name=m["name"],
@@ -256,10 +264,20 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
         if not res.ok:
             raise RecordError(f"member {m['name']} failed to retrain:\n{res.error}")
         members.append(
-            Member(m["name"], m["iteration"], m["hparams"], m["seed"], res.depth, res.params,
-                   measure(SubnetworkShape(res.depth, res.params)), tuple(res.weights))
+            Member(
+                m["name"],
+                m["iteration"],
+                m["hparams"],
+                m["seed"],
+                res.depth,
+                res.params,
+                measure(SubnetworkShape(res.depth, res.params)),
+                tuple(res.weights),
+            )
         )
-        logits.append(res.logits_train if spec.selection == "train" else res.logits_val)
+        sel_logits = res.logits_train if spec.selection == "train" else res.logits_val
+        assert sel_logits is not None
+        logits.append(sel_logits)
     y_sel = data.y_train if spec.selection == "train" else data.y_val
     sw = None
     if data.class_weights:
@@ -281,8 +299,12 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
         "wall_s": round(time.perf_counter() - started, 3),
         "ensemble": {
             "members": [
-                {"name": m.name, "depth": m.depth, "params": m.params,
-                 "mixture_weight": fit.weights[i].tolist()}
+                {
+                    "name": m.name,
+                    "depth": m.depth,
+                    "params": m.params,
+                    "mixture_weight": fit.weights[i].tolist(),
+                }
                 for i, m in enumerate(members)
             ],
             "params": int(model.count_params()),

@@ -292,7 +292,10 @@ class AdaNetSearch:
         stop_reason = "max_iterations"
         consecutive_failures = 0
         for t in range(spec.max_iterations):
-            if spec.time_budget_s is not None and time.perf_counter() - started > spec.time_budget_s:
+            if (
+                spec.time_budget_s is not None
+                and time.perf_counter() - started > spec.time_budget_s
+            ):
                 stop_reason = "time_budget"
                 break
             it_started = time.perf_counter()
@@ -378,7 +381,9 @@ class AdaNetSearch:
             record.improved = bool(improved)
             record.duration_s = time.perf_counter() - it_started
             iterations.append(record)
-            ensemble = FinalEnsemble([self._members[m] for m in current], current_fit, current_strategy)
+            ensemble = FinalEnsemble(
+                [self._members[m] for m in current], current_fit, current_strategy
+            )
             self.cb.on_ensemble_chosen(record, ensemble)
             # members that lost are not needed again: drop their cached outputs
             for name in [m for m in self._logits if m not in current]:
@@ -392,18 +397,20 @@ class AdaNetSearch:
                 "no candidate ensemble beat the empty ensemble (a constant prediction); "
                 "try more epochs, a wider search space, or smaller lambda/beta"
             )
-        result = SearchResult(
+        outcome = SearchResult(
             spec=spec,
             data=self.data,
             families=self.families,
             iterations=iterations,
-            ensemble=FinalEnsemble([self._members[m] for m in current], current_fit, current_strategy),
+            ensemble=FinalEnsemble(
+                [self._members[m] for m in current], current_fit, current_strategy
+            ),
             stop_reason=stop_reason,
             wall_s=time.perf_counter() - started,
             member_logits={m: self._logits[m] for m in current},
         )
-        self.cb.on_search_end(result)
-        return result
+        self.cb.on_search_end(outcome)
+        return outcome
 
     @staticmethod
     def _summarise(rec: CandidateRecord, ensembles: list[EnsembleRecord]) -> None:

@@ -68,11 +68,11 @@ class DenseSpace(_Model):
     """Fully connected subnetworks: ``depth`` hidden layers of ``width`` units."""
 
     depth: IntRange = IntRange(low=1, high=3)
-    width: list[int] = Field(default_factory=lambda: [64, 128, 256])
-    activation: list[Activation] = Field(default_factory=lambda: ["relu", "elu", "gelu"])
+    width: list[int] = [64, 128, 256]
+    activation: list[Activation] = ["relu", "elu", "gelu"]
     dropout: FloatRange = FloatRange(low=0.0, high=0.3)
     l2: FloatRange = FloatRange(low=1e-6, high=1e-3, log=True)
-    batch_norm: list[bool] = Field(default_factory=lambda: [True, False])
+    batch_norm: list[bool] = [True, False]
 
     _check_lists = field_validator("width", "activation", "batch_norm")(_non_empty)
 
@@ -89,10 +89,10 @@ class ConvSpace(DenseSpace):
     ``width`` units."""
 
     depth: IntRange = IntRange(low=1, high=4)
-    filters: list[int] = Field(default_factory=lambda: [32, 64])
-    kernel_size: list[int] = Field(default_factory=lambda: [3, 5, 7])
-    width: list[int] = Field(default_factory=lambda: [64, 128])
-    batch_norm: list[bool] = Field(default_factory=lambda: [True])
+    filters: list[int] = [32, 64]
+    kernel_size: list[int] = [3, 5, 7]
+    width: list[int] = [64, 128]
+    batch_norm: list[bool] = [True]
 
     _check_conv = field_validator("filters", "kernel_size")(_non_empty)
 
@@ -131,18 +131,16 @@ class SearchSpec(_Model):
     dense: DenseSpace = Field(default_factory=DenseSpace)
     conv1d: ConvSpace = Field(default_factory=ConvSpace)
     conv2d: ConvSpace = Field(default_factory=_conv2d_default)
-    optimizers: list[OptimizerName] = Field(default_factory=lambda: ["adam", "rmsprop", "nesterov"])
+    optimizers: list[OptimizerName] = ["adam", "rmsprop", "nesterov"]
     learning_rate: FloatRange = FloatRange(low=5e-4, high=5e-3, log=True)
-    schedules: list[ScheduleName] = Field(
-        default_factory=lambda: ["cosine", "inverse_time", "exponential"]
-    )
+    schedules: list[ScheduleName] = ["cosine", "inverse_time", "exponential"]
     decay_power: FloatRange = Field(
         FloatRange(low=0.3, high=1.0), description="n in the inverse_time schedule η0 / t^n"
     )
     decay_rate: FloatRange = Field(
         FloatRange(low=0.85, high=0.98), description="per-epoch factor of the exponential schedule"
     )
-    batch_size: list[int] = Field(default_factory=lambda: [32, 64, 128])
+    batch_size: list[int] = [32, 64, 128]
     epochs: int = Field(30, ge=1, le=1000, description="training epochs per candidate")
     early_stopping_patience: int | None = Field(
         None, ge=1, description="stop a candidate after this many epochs without val. improvement"
@@ -157,10 +155,8 @@ class SearchSpec(_Model):
     beta: float = Field(0.001, ge=0, le=100)
     complexity_measure: str = "sqrt_depth"
     mixture_weight_type: Literal["scalar", "vector"] = "scalar"
-    ensemble_strategies: list[Strategy] = Field(default_factory=lambda: ["grow"])
+    ensemble_strategies: list[Strategy] = ["grow"]
     selection: Literal["train", "validation"] = "validation"
-    mixture_epochs: int = Field(60, ge=1, le=10000)
-    mixture_learning_rate: float = Field(0.05, gt=0, le=10)
     sampler: SamplerName = "tpe"
     max_consecutive_failures: int = Field(3, ge=1, le=1000)
     time_budget_s: float | None = Field(
@@ -242,7 +238,8 @@ class SearchSpec(_Model):
         return list(self.families)
 
     def space_for(self, family: str) -> DenseSpace:
-        return getattr(self, family)  # type: ignore[no-any-return]
+        space: DenseSpace = getattr(self, family)
+        return space
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -117,7 +117,11 @@ class PreparedData:
             return {}
         names = self.dataset.label_names or []
         report: dict[str, dict[str, int]] = {}
-        for split, ys in (("train", self.y_train), ("validation", self.y_val), ("test", self.y_test)):
+        for split, ys in (
+            ("train", self.y_train),
+            ("validation", self.y_val),
+            ("test", self.y_test),
+        ):
             counts = np.bincount(ys.astype(np.int64), minlength=len(names))
             report[split] = {n: int(c) for n, c in zip(names, counts, strict=True)}
         return report

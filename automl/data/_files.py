@@ -59,7 +59,9 @@ def _finish(
     return Dataset(name, x, y_float, resolved, feature_names, None, input_shape, source)
 
 
-def load_csv(source: Source, label: str, task: Task | None = None, name: str | None = None) -> Dataset:
+def load_csv(
+    source: Source, label: str, task: Task | None = None, name: str | None = None
+) -> Dataset:
     """Load a CSV with a header row; ``label`` names the label column, the rest are features.
 
     Raises:
@@ -74,7 +76,9 @@ def load_csv(source: Source, label: str, task: Task | None = None, name: str | N
     rows = list(csv.reader(io.StringIO(text)))
     rows = [r for r in rows if r and any(cell.strip() for cell in r)]
     if not rows:
-        raise EmptyDataError("the CSV file is empty; it needs a header row and at least one data row")
+        raise EmptyDataError(
+            "the CSV file is empty; it needs a header row and at least one data row"
+        )
     header = [h.strip() for h in rows[0]]
     if label not in header:
         raise LabelColumnNotFoundError(
@@ -107,8 +111,8 @@ def load_csv(source: Source, label: str, task: Task | None = None, name: str | N
                 ) from None
     labels = np.array([row[label_idx].strip() for row in body])
     if any(v == "" for v in labels):
-        row = int(np.argwhere(labels == "")[0][0])
-        raise EmptyDataError(f"the label in CSV line {row + 2} is empty; every row needs a label")
+        empty = int(np.argwhere(labels == "")[0][0])
+        raise EmptyDataError(f"the label in CSV line {empty + 2} is empty; every row needs a label")
     y_raw: np.ndarray = labels
     try:
         y_raw = labels.astype(np.float64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from automl.executors._base import EpochReporter, Executor
-from automl.training import CandidateResult, CandidateSpec, train_candidate
+from automl.training import CandidateResult, CandidateSpec, EpochCallback, train_candidate
 
 
 class InProcessExecutor(Executor):
@@ -15,11 +15,15 @@ class InProcessExecutor(Executor):
         self, specs: list[CandidateSpec], on_epoch: EpochReporter | None = None
     ) -> Iterator[CandidateResult]:
         for spec in specs:
-            hook = None
-            if on_epoch is not None:
-                reporter = on_epoch
+            yield train_candidate(spec, self._data, _bind(on_epoch, spec))
 
-                def hook(epoch: int, logs: dict[str, float], _s: CandidateSpec = spec) -> None:
-                    reporter(_s, epoch, logs)
 
-            yield train_candidate(spec, self._data, hook)
+def _bind(on_epoch: EpochReporter | None, spec: CandidateSpec) -> EpochCallback | None:
+    if on_epoch is None:
+        return None
+    reporter = on_epoch
+
+    def hook(epoch: int, logs: dict[str, float]) -> None:
+        reporter(spec, epoch, logs)
+
+    return hook

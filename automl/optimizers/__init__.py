@@ -27,7 +27,7 @@ schedules: Registry[Any] = Registry("schedule")
 
 @keras.saving.register_keras_serializable(package="automl")
 class InverseTimePower(keras.optimizers.schedules.LearningRateSchedule):
-    """η_t = η_0 / t^n with t = 1 + step / decay_steps (so t counts epochs from 1), as in the seed."""
+    """η_t = η_0 / t^n, t = 1 + step / decay_steps (t counts epochs from 1), as in the seed."""
 
     def __init__(self, initial_learning_rate: float, decay_steps: int, power: float) -> None:
         self.initial_learning_rate = float(initial_learning_rate)

@@ -51,8 +51,13 @@ class SubnetworkBuilder(abc.ABC):
     def to_trial_params(hparams: dict[str, Any]) -> dict[str, Any]:
         """Turn stored hyperparameters back into Optuna parameter names (for enqueue_trial)."""
         family = hparams["family"]
-        shared = {"optimizer", "learning_rate", "schedule", "decay_power", "decay_rate",
-                  "batch_size", "family"}
-        return {
-            (k if k in shared else f"{family}.{k}"): v for k, v in hparams.items()
+        shared = {
+            "optimizer",
+            "learning_rate",
+            "schedule",
+            "decay_power",
+            "decay_rate",
+            "batch_size",
+            "family",
         }
+        return {(k if k in shared else f"{family}.{k}"): v for k, v in hparams.items()}

@@ -27,7 +27,7 @@ class DenseBuilder(SubnetworkBuilder):
     def suggest(self, trial: Any, space: DenseSpace) -> dict[str, Any]:
         return self._suggest_common(trial, space)
 
-    def build(self, hparams, n_features, input_shape, n_outputs, name):  # type: ignore[no-untyped-def]
+    def build(self, hparams, n_features, input_shape, n_outputs, name):
         inputs = keras.Input((n_features,), name="features")
         h = inputs
         for _ in range(int(hparams["depth"])):
@@ -59,7 +59,7 @@ class _ConvBuilder(SubnetworkBuilder):
         )
         return hp
 
-    def build(self, hparams, n_features, input_shape, n_outputs, name):  # type: ignore[no-untyped-def]
+    def build(self, hparams, n_features, input_shape, n_outputs, name):
         if input_shape is None or len(input_shape) != self.rank + 1:
             raise ValueError(f"{self.family} needs data with a {self.rank}-D shape per row")
         conv = keras.layers.Conv1D if self.rank == 1 else keras.layers.Conv2D

@@ -1,0 +1,341 @@
+"""The ``automl`` command line: search, replay, datasets.
+
+Bad arguments or data print one clear message and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from automl.errors import AutoMLError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+app = typer.Typer(
+    help="AdaNet-style neural architecture search: grow complexity-regularised ensembles.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Piped output (CI logs, files) gets a wide console instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 150)
+err_console = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _load_dataset(
+    dataset: str | None, csv: Path | None, label: str | None, npz: Path | None, task: str | None
+) -> Any:
+    from automl.data import load_builtin, load_csv, load_npz
+
+    given = [n for n, v in (("--dataset", dataset), ("--csv", csv), ("--npz", npz)) if v]
+    if len(given) != 1:
+        raise fail(
+            "give exactly one of --dataset NAME, --csv FILE --label COL, or --npz FILE"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    if csv is not None and not label:
+        raise fail("--csv needs --label COL naming the label column")
+    if label and csv is None:
+        raise fail("--label only applies with --csv")
+    if dataset:
+        return load_builtin(dataset)
+    if csv is not None:
+        return load_csv(csv, label=str(label), task=task)  # type: ignore[arg-type]
+    assert npz is not None
+    return load_npz(npz, task=task)  # type: ignore[arg-type]
+
+
+class RichProgress:
+    """Progress bars (iterations, candidates, epochs) and a table per iteration."""
+
+    def __init__(self, max_iterations: int) -> None:
+        from automl.search import SearchCallback
+
+        outer = self
+
+        class _Callback(SearchCallback):
+            def on_search_start(self, spec: Any, data: Any, families: list[str]) -> None:
+                outer.start(spec, data, families)
+
+            def on_iteration_start(self, iteration: int, specs: list[Any]) -> None:
+                outer.iteration_start(iteration, specs)
+
+            def on_epoch_end(self, spec: Any, epoch: int, logs: dict[str, float]) -> None:
+                outer.epoch(spec, epoch, logs)
+
+            def on_candidate_end(self, record: Any) -> None:
+                outer.candidate_end(record)
+
+            def on_ensemble_chosen(self, record: Any, ensemble: Any) -> None:
+                outer.iteration_end(record, ensemble)
+
+        self.callback = _Callback()
+        self.progress = Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.max_iterations = max_iterations
+        self.it_task: TaskID | None = None
+        self.cand_task: TaskID | None = None
+        self.epoch_task: TaskID | None = None
+
+    def start(self, spec: Any, data: Any, families: list[str]) -> None:
+        s = data.summary()
+        console.print(
+            f"[bold]{s['name']}[/] · {s['task']} · {s['features']} features · rows "
+            f"train {s['rows']['train']} / validation {s['rows']['validation']} / test "
+            f"{s['rows']['test']} · families {', '.join(families)} · λ={spec.lambda_} "
+            f"β={spec.beta} · selection on {spec.selection}"
+        )
+        if data.class_weights:
+            console.print("[yellow]classes are imbalanced: training with class weights[/]")
+        self.progress.start()
+        self.it_task = self.progress.add_task("iterations", total=self.max_iterations)
+        self.cand_task = self.progress.add_task("candidates", total=spec.candidates_per_iteration)
+        self.epoch_task = self.progress.add_task("epochs", total=spec.epochs)
+
+    def iteration_start(self, iteration: int, specs: list[Any]) -> None:
+        assert self.cand_task is not None and self.epoch_task is not None
+        self.progress.update(
+            self.cand_task,
+            completed=0,
+            total=len(specs),
+            description=f"candidates (iteration {iteration})",
+        )
+        self.progress.update(self.epoch_task, completed=0)
+
+    def epoch(self, spec: Any, epoch: int, logs: dict[str, float]) -> None:
+        assert self.epoch_task is not None
+        self.progress.update(
+            self.epoch_task,
+            completed=epoch,
+            total=spec.epochs,
+            description=f"epochs ({spec.name})",
+        )
+
+    def candidate_end(self, record: Any) -> None:
+        assert self.cand_task is not None
+        self.progress.advance(self.cand_task)
+        if record.state == "failed":
+            last = (record.error or "").strip().splitlines()[-1:] or [""]
+            self.progress.console.print(f"[red]candidate {record.name} failed:[/] {last[0]}")
+
+    def iteration_end(self, record: Any, ensemble: Any) -> None:
+        assert self.it_task is not None
+        self.progress.advance(self.it_task)
+        self.progress.console.print(iteration_table(record))
+        verdict = (
+            f"chose [bold]{record.chosen}[/]: F {record.previous_objective:.4f} → "
+            f"{record.best_objective:.4f}; ensemble has {len(ensemble.members)} member(s)"
+            if record.chosen
+            else f"no candidate beat the previous ensemble (F={record.previous_objective:.4f})"
+        )
+        self.progress.console.print(verdict)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def iteration_table(record: Any) -> Table:
+    table = Table(title=f"iteration {record.iteration}", title_justify="left")
+    for col in (
+        "candidate",
+        "family",
+        "depth",
+        "width",
+        "optimizer",
+        "learning rate",
+        "loss",
+        "complexity",
+        "F",
+        "chosen",
+    ):
+        table.add_column(
+            col, justify="right" if col not in ("candidate", "family", "optimizer") else "left"
+        )
+    for c in record.candidates:
+        hp = c.hparams
+        width = hp.get("filters", hp.get("width"))
+        table.add_row(
+            c.name + ("" if c.origin == "sampled" else f" ({c.origin.replace('paper_', '')})"),
+            hp.get("family"),
+            str(hp.get("depth")),
+            str(width),
+            hp.get("optimizer"),
+            f"{hp.get('learning_rate', 0):.2e}",
+            _fmt(c.loss) if c.state != "failed" else "[red]failed[/]",
+            _fmt(c.complexity),
+            _fmt(c.objective),
+            "✓" if c.chosen else "",
+        )
+    return table
+
+
+def final_tables(report: dict[str, Any]) -> None:
+    ens = report["ensemble"]
+    table = Table(title="final ensemble", title_justify="left")
+    for col in ("member", "family", "depth", "params", "mixture weight", "r(h)"):
+        table.add_column(col)
+    for m in ens["members"]:
+        w = m["mixture_weight"]
+        table.add_row(
+            m["name"],
+            m["family"],
+            str(m["depth"]),
+            f"{m['params']:,}",
+            _fmt(w) if isinstance(w, float) else f"|w|₁={m['mixture_weight_l1']:.3g}",
+            _fmt(m["complexity"], 3),
+        )
+    console.print(table)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in report["test_metrics"].items())
+    best = ", ".join(f"{k} {v:.4f}" for k, v in report["best_member_test_metrics"].items())
+    console.print(
+        f"test: [bold]{metrics}[/] · best single member ({report['best_member']}): {best}\n"
+        f"parameters {ens['params']:,} · objective F {ens['objective']:.4f} · "
+        f"stopped: {report['stop_reason']} · wall time {report['wall_s']:.1f} s"
+    )
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in datasets."""
+    from automl.data import builtin_datasets
+
+    table = Table(title="built-in datasets", title_justify="left")
+    table.add_column("name")
+    table.add_column("description")
+    for name, desc in builtin_datasets().items():
+        table.add_row(name, desc)
+    console.print(table)
+
+
+@app.command()
+def search(
+    dataset: Annotated[str | None, typer.Option(help="built-in dataset name")] = None,
+    csv: Annotated[Path | None, typer.Option(help="CSV file with a header row")] = None,
+    label: Annotated[str | None, typer.Option(help="label column of --csv")] = None,
+    npz: Annotated[Path | None, typer.Option(help="NPZ file with arrays x and y")] = None,
+    task: Annotated[str | None, typer.Option(help="classification or regression")] = None,
+    spec: Annotated[Path | None, typer.Option(help="search spec JSON file")] = None,
+    max_iterations: Annotated[int | None, typer.Option(min=1)] = None,
+    candidates: Annotated[int | None, typer.Option(min=1, help="candidates per iteration")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="epochs per candidate")] = None,
+    seed: Annotated[int | None, typer.Option(min=0)] = None,
+    executor: Annotated[str, typer.Option(help="where candidates train")] = "in_process",
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/NAME-TIME)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace a run already in --out")] = False,
+) -> None:
+    """Search for an ensemble on a dataset and write the model, record and report to --out."""
+    from automl.spec import SearchSpec
+
+    if task not in (None, "classification", "regression"):
+        raise fail(f"--task must be classification or regression, not {task!r}")
+    try:
+        if spec is not None:
+            if not spec.is_file():
+                raise fail(f"spec file {str(spec)!r} does not exist")
+            search_spec = SearchSpec.from_json(spec.read_text())
+        else:
+            search_spec = SearchSpec()
+        overrides = {
+            k: v
+            for k, v in (
+                ("max_iterations", max_iterations),
+                ("candidates_per_iteration", candidates),
+                ("epochs", epochs),
+                ("seed", seed),
+            )
+            if v is not None
+        }
+        if overrides:
+            search_spec = SearchSpec.from_dict({**search_spec.to_dict(), **overrides})
+        ds = _load_dataset(dataset, csv, label, npz, task)
+        search_spec.resolve_families(ds.kind)
+        out_dir = out or Path("runs") / f"{ds.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if (out_dir / "report.json").exists() and not overwrite:
+            raise fail(
+                f"{str(out_dir)!r} already holds a run; choose another --out or pass --overwrite"
+            )
+        from automl.executors import create_executor
+
+        exe = create_executor(executor)
+    except AutoMLError as exc:
+        raise fail(str(exc)) from None
+
+    from automl.runner import run
+
+    progress = RichProgress(search_spec.max_iterations)
+    try:
+        outcome = run(search_spec, ds, out_dir, exe, [progress.callback])
+    except AutoMLError as exc:
+        progress.stop()
+        raise fail(str(exc)) from None
+    progress.stop()
+    final_tables(outcome.report)
+    console.print(f"wrote {out_dir}/model.keras, architecture.json, report.json")
+
+
+@app.command()
+def replay(
+    run_dir: Annotated[Path, typer.Argument(help="a directory written by 'automl search'")],
+    out: Annotated[Path | None, typer.Option(help="where to write the replayed run")] = None,
+) -> None:
+    """Rebuild and retrain the recorded ensemble without searching."""
+    from automl.runner import replay as do_replay
+
+    try:
+        outcome = do_replay(run_dir, out or run_dir / "replay")
+    except AutoMLError as exc:
+        raise fail(str(exc)) from None
+    r = outcome.report
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in r["test_metrics"].items())
+    console.print(
+        f"replayed {len(r['ensemble']['members'])} member(s) of {run_dir}: test {metrics} · "
+        f"parameters {r['ensemble']['params']:,} · {r['wall_s']:.1f} s"
+    )
+    console.print(f"wrote {outcome.out_dir}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
