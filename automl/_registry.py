@@ -34,6 +34,6 @@ class Registry(Generic[T]):
             factory = self._factories[name]
         except KeyError:
             raise SpecError(
-                f"unknown {self.kind} {name!r}; valid {self.kind}s are: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
             ) from None
         return factory(**kwargs)

@@ -283,9 +283,9 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
     if data.class_weights:
         sw = np.array([data.class_weights[int(c)] for c in y_sel])
     coef = np.array([spec.lambda_ * m.complexity + spec.beta for m in members])
-    fit = ComplexityRegularizedEnsembler(data.task, spec.mixture_weight_type).fit(
-        np.stack(logits, axis=1), y_sel, coef, sw
-    )
+    fit = ComplexityRegularizedEnsembler(
+        data.task, spec.mixture_weight_type, use_bias=spec.mixture_bias
+    ).fit(np.stack(logits, axis=1), y_sel, coef, sw)
     info = data_info(data)
     model = build_ensemble_model(members, fit, info, spec.mixture_weight_type)
     ensemble = FinalEnsemble(members, fit, record["ensemble"]["strategy"])

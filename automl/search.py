@@ -32,6 +32,10 @@ from automl.generator import CandidateGenerator
 from automl.spec import SearchSpec
 from automl.training import CandidateResult, CandidateSpec, TrainingData
 
+# F must fall by more than the solver's tolerance to count as progress: a candidate whose mixture
+# weights all went to zero equals the previous ensemble up to round-off, and must not win.
+IMPROVEMENT_TOL = 1e-7
+
 
 @dataclass
 class EnsembleRecord:
@@ -211,7 +215,9 @@ class AdaNetSearch:
         self.families = spec.resolve_families(data.dataset.kind)
         self.measure = create_complexity_measure(spec.complexity_measure)
         self.strategies = [create_strategy(s) for s in spec.ensemble_strategies]
-        self.ensembler = ComplexityRegularizedEnsembler(data.task, spec.mixture_weight_type)
+        self.ensembler = ComplexityRegularizedEnsembler(
+            data.task, spec.mixture_weight_type, use_bias=spec.mixture_bias
+        )
         self._members: dict[str, Member] = {}
         self._logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         sel_y = data.y_train if spec.selection == "train" else data.y_val
@@ -358,7 +364,7 @@ class AdaNetSearch:
 
             best = min(record.ensembles, key=lambda e: e.objective, default=None)
             record.best_objective = None if best is None else best.objective
-            improved = best is not None and best.objective < current_fit.objective
+            improved = best is not None and best.objective < current_fit.objective - IMPROVEMENT_TOL
             if best is not None and (improved or spec.force_grow):
                 best.chosen = True
                 for name in best.new_members:

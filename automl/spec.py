@@ -155,6 +155,9 @@ class SearchSpec(_Model):
     beta: float = Field(0.001, ge=0, le=100)
     complexity_measure: str = "sqrt_depth"
     mixture_weight_type: Literal["scalar", "vector"] = "scalar"
+    mixture_bias: bool = Field(
+        False, description="learn an unpenalised bias b in f = Σ w_j h_j + b (adanet: off)"
+    )
     ensemble_strategies: list[Strategy] = ["grow"]
     selection: Literal["train", "validation"] = "validation"
     sampler: SamplerName = "tpe"

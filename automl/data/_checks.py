@@ -23,7 +23,7 @@ def check_features(x: np.ndarray, feature_names: list[str] | None = None) -> Non
         row, col = (int(i) for i in np.argwhere(bad)[0])
         name = feature_names[col] if feature_names else f"column {col}"
         raise NonFiniteValueError(
-            f"feature {name!r} in row {row + 1} is {x[row, col]!r}; "
+            f"feature {name!r} in row {row + 1} is {float(x[row, col])}; "
             f"{int(bad.sum())} value(s) are NaN or infinite — fill or drop them before uploading"
         )
 
@@ -36,7 +36,7 @@ def check_labels(y: np.ndarray, task: Task) -> None:
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
             raise NonFiniteValueError(
-                f"the label in row {row + 1} is {y[row]!r}; regression targets must be finite"
+                f"the label in row {row + 1} is {float(y[row])}; regression targets must be finite"
             )
     elif np.unique(y).size < 2:
         raise SingleClassError(

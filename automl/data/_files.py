@@ -135,14 +135,17 @@ def load_npz(source: Source, task: Task | None = None, name: str | None = None) 
         NonNumericFeatureError, SingleClassError.
     """
     raw, stem, src = _read_bytes(source)
+    if raw.startswith(b"\x93NUMPY"):
+        raise DataFormatError("the file is a single .npy array; save x and y with numpy.savez")
+    if not raw.startswith(b"PK"):
+        # np.load would take any other bytes for a pickle; never go near one
+        raise DataFormatError("the file is not an NPZ archive (numpy.savez)")
     try:
         archive = np.load(io.BytesIO(raw), allow_pickle=False)
     except (zipfile.BadZipFile, OSError, EOFError):
         raise DataFormatError("the file is not an NPZ archive (numpy.savez)") from None
     except ValueError as exc:
         raise DataFormatError(f"the file cannot be read as NPZ: {exc}") from None
-    if not hasattr(archive, "files"):
-        raise DataFormatError("the file is a single .npy array; save x and y with numpy.savez")
     with archive:
         missing = [k for k in ("x", "y") if k not in archive.files]
         if missing:

@@ -65,6 +65,9 @@ class ComplexityRegularizedEnsembler(Ensembler):
     Args:
         task: ``classification`` (softmax cross-entropy) or ``regression`` (squared error).
         weight_type: ``scalar`` or ``vector``.
+        use_bias: Learn the bias b. Off by default, as in adanet: with few selection rows an
+            unpenalised per-class bias overfits them. The empty ensemble always gets one, so
+            it predicts the class prior (or the mean).
         max_iter: L-BFGS-B iterations.
     """
 
@@ -72,10 +75,12 @@ class ComplexityRegularizedEnsembler(Ensembler):
         self,
         task: str,
         weight_type: Literal["scalar", "vector"] = "scalar",
+        use_bias: bool = False,
         max_iter: int = 200,
     ) -> None:
         self.task = task
         self.weight_type = weight_type
+        self.use_bias = use_bias
         self.max_iter = max_iter
 
     def fit(
@@ -137,7 +142,8 @@ class ComplexityRegularizedEnsembler(Ensembler):
         theta0 = np.concatenate(
             [np.clip(w0, 0, None).reshape(-1), np.clip(-w0, 0, None).reshape(-1), np.zeros(c)]
         )
-        bounds = [(0.0, None)] * (2 * nw) + [(None, None)] * c
+        free_bias = self.use_bias or k == 0
+        bounds = [(0.0, None)] * (2 * nw) + [(None, None) if free_bias else (0.0, 0.0)] * c
         res = minimize(
             value_and_grad,
             theta0,

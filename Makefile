@@ -1,0 +1,44 @@
+# Two entry points for a fresh machine: `make run` and `make test`. Each creates .venv and
+# installs the pinned set (constraints.txt) on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run demo test lint typecheck unit benchmark clean lock
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job on embedded defaults: a demo search on digits with progress and a result table.
+run: demo
+demo: $(STAMP)
+	$(BIN)/automl search --dataset digits --out runs/demo-digits --overwrite
+
+lint: $(STAMP)
+	$(BIN)/ruff check automl tests benchmarks
+	$(BIN)/ruff format --check automl tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/search_quality.py
+
+# Re-pin after changing dependencies in pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -vi '^automl' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs

@@ -1,0 +1,147 @@
+"""The AdaNet loop on a small real dataset (iris, dense subnetworks, 2 epochs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from automl.data import load_builtin, prepare
+from automl.errors import SearchAbortedError
+from automl.generator import CandidateGenerator
+from automl.runner import run
+from automl.search import AdaNetSearch, CandidateRecord, SearchCallback
+from automl.spec import SearchSpec
+from tests.conftest import tiny_spec_dict
+
+
+@pytest.fixture(scope="module")
+def iris():  # type: ignore[no-untyped-def]
+    return prepare(load_builtin("iris"), seed=0)
+
+
+def _spec(**overrides: object) -> SearchSpec:
+    return SearchSpec.from_dict(tiny_spec_dict(**overrides))
+
+
+def _signature(result) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return [
+        (c.name, tuple(sorted(c.hparams.items())), c.chosen)
+        for it in result.iterations
+        for c in it.candidates
+    ]
+
+
+def test_same_seed_gives_the_same_candidates_and_choices(iris) -> None:  # type: ignore[no-untyped-def]
+    spec = _spec(seed=5, epochs=3)
+    a = AdaNetSearch(spec, iris).run()
+    b = AdaNetSearch(spec, iris).run()
+    assert _signature(a) == _signature(b)
+    fa = [c.objective for it in a.iterations for c in it.candidates]
+    fb = [c.objective for it in b.iterations for c in it.candidates]
+    np.testing.assert_allclose(fa, fb, rtol=1e-4)
+    c = AdaNetSearch(_spec(seed=6, epochs=3), iris).run()
+    assert _signature(c) != _signature(a)
+
+
+def test_generator_proposes_the_papers_two_candidates_after_a_choice() -> None:
+    spec = _spec(candidates_per_iteration=3)
+    gen = CandidateGenerator(spec, ["dense"])
+    first = gen.propose(0, None)
+    assert [s.origin for s in first] == ["sampled"] * 3
+    for s in first:
+        gen.tell(s.name, 0.5, 0.1)
+    last = dict(first[1].hparams, depth=1)
+    second = gen.propose(1, last)
+    assert [s.origin for s in second] == ["paper_same_depth", "paper_deeper", "sampled"]
+    assert second[0].hparams == last
+    assert second[1].hparams == dict(last, depth=2)
+    assert len({s.seed for s in first + second}) == 6
+
+
+def test_each_iteration_records_loss_complexity_and_objective(iris) -> None:  # type: ignore[no-untyped-def]
+    events: list[str] = []
+
+    class Recorder(SearchCallback):
+        def on_iteration_start(self, iteration, specs):  # type: ignore[no-untyped-def]
+            events.append(f"start{iteration}:{len(specs)}")
+
+        def on_epoch_end(self, spec, epoch, logs):  # type: ignore[no-untyped-def]
+            events.append("epoch")
+
+        def on_candidate_end(self, record: CandidateRecord) -> None:
+            events.append(f"done:{record.name}")
+
+        def on_ensemble_chosen(self, record, ensemble):  # type: ignore[no-untyped-def]
+            events.append(f"chosen:{record.chosen}")
+
+    spec = _spec(ensemble_strategies=["grow", "solo", "all"], **{"lambda": 0.001})
+    result = AdaNetSearch(spec, iris, callbacks=[Recorder()]).run()
+    assert events[0] == "start0:2" and events.count("epoch") == 2 * 2 * len(result.iterations)
+    first = result.iterations[0]
+    assert {e.strategy for e in first.ensembles} == {"grow", "solo", "all"}
+    for c in first.candidates:
+        assert c.state == "completed"
+        assert c.objective == pytest.approx(c.loss + c.complexity)
+        assert c.complexity > 0 and c.duration_s > 0
+    # the previous ensemble is a candidate: F must have fallen for anything to be chosen
+    for it in result.iterations:
+        if it.chosen:
+            assert it.best_objective < it.previous_objective
+    assert result.ensemble.fit.objective == min(
+        it.best_objective for it in result.iterations if it.chosen
+    )
+
+
+def test_search_stops_when_nothing_beats_the_previous_ensemble(iris) -> None:  # type: ignore[no-untyped-def]
+    # A huge λ makes every mixture weight 0: no candidate beats the empty ensemble.
+    with pytest.raises(SearchAbortedError, match="no candidate ensemble beat the empty ensemble"):
+        AdaNetSearch(_spec(**{"lambda": 100.0}), iris).run()
+    forced = AdaNetSearch(_spec(**{"lambda": 100.0, "force_grow": True}), iris).run()
+    assert forced.stop_reason == "max_iterations" and len(forced.iterations) == 2
+
+
+def test_failed_candidates_are_recorded_and_too_many_abort(iris) -> None:  # type: ignore[no-untyped-def]
+    diverging = {
+        "optimizers": ["sgd"],
+        "learning_rate": {"low": 1e12, "high": 1e13, "log": True},
+        "schedules": ["constant"],
+        "dense": {"batch_norm": [False]},
+    }
+    seen: list[CandidateRecord] = []
+
+    class Keep(SearchCallback):
+        def on_candidate_end(self, record: CandidateRecord) -> None:
+            seen.append(record)
+
+    with pytest.raises(SearchAbortedError, match="2 candidates in a row failed.*diverged"):
+        AdaNetSearch(_spec(max_consecutive_failures=2, **diverging), iris, callbacks=[Keep()]).run()
+    assert [r.state for r in seen] == ["failed", "failed"]
+    assert all("FloatingPointError" in (r.error or "") for r in seen)
+
+
+def test_final_model_saves_and_reloads_with_identical_predictions(tmp_path: Path) -> None:
+    spec = _spec(mixture_weight_type="vector")
+    outcome = run(spec, load_builtin("wine"), tmp_path / "run")
+    reloaded = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    data = prepare(load_builtin("wine"), seed=spec.seed)
+    assert data.x_test_raw is not None
+    np.testing.assert_allclose(
+        reloaded.predict(data.x_test_raw, verbose=0),
+        outcome.model.predict(data.x_test_raw, verbose=0),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    probs = reloaded.predict(data.x_test_raw, verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert outcome.report["test_metrics"]["accuracy"] > 0.5
+
+
+def test_regression_search_reports_mse_in_target_units(tmp_path: Path) -> None:
+    outcome = run(_spec(epochs=3), load_builtin("diabetes"))
+    metrics = outcome.report["test_metrics"]
+    assert set(metrics) == {"mse", "mae"}
+    # the target's variance is ~5900: a model in the right units is far below it and above 0
+    assert 0 < metrics["mse"] < 10000

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from automl.errors import SpecError
+from automl.spec import SearchSpec
+
+
+def test_default_spec_round_trips_through_json() -> None:
+    spec = SearchSpec()
+    again = SearchSpec.from_json(spec.to_json())
+    assert again == spec
+    assert json.loads(spec.to_json())["lambda"] == spec.lambda_
+
+
+def test_a_custom_spec_round_trips_through_json() -> None:
+    data = {
+        "families": ["dense", "conv1d"],
+        "dense": {"depth": {"low": 2, "high": 5}, "width": [8, 16], "activation": ["tanh"]},
+        "optimizers": ["sgd", "adagrad"],
+        "schedules": ["inverse_time"],
+        "decay_power": {"low": 0.5, "high": 0.5},
+        "lambda": 0.3,
+        "beta": 0.02,
+        "complexity_measure": "log_params",
+        "mixture_weight_type": "vector",
+        "ensemble_strategies": ["grow", "solo", "all"],
+        "selection": "train",
+        "sampler": "nsga2",
+        "seed": 11,
+    }
+    spec = SearchSpec.from_dict(data)
+    assert spec.lambda_ == 0.3 and spec.dense.depth.high == 5
+    assert SearchSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"optimizers": ["lion"]}, "optimizers.0: must be one of 'sgd', 'momentum'"),
+        ({"dense": {"depth": {"low": 4, "high": 2}}}, "dense.depth: low (4) must not exceed high"),
+        ({"lambda": -1}, "lambda: Input should be greater than or equal to 0"),
+        ({"epochs": 0}, "epochs: Input should be greater than or equal to 1"),
+        ({"complexity_measure": "vc"}, "complexity_measure: unknown complexity measure 'vc'"),
+        ({"sampler": "grid"}, "sampler: must be one of 'tpe', 'random' or 'nsga2'"),
+        ({"learning_rat": 0.1}, "learning_rat: is not a spec field"),
+        ({"batch_size": []}, "batch_size: must list at least one value"),
+        ({"learning_rate": {"low": 0, "high": 1, "log": True}}, "a log-scaled range needs low > 0"),
+        ({"conv1d": {"filters": [0]}}, "conv1d.filters: values must be between 1 and 1024"),
+    ],
+)
+def test_a_bad_spec_names_the_field_and_what_is_allowed(data: dict, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        SearchSpec.from_dict(data)
+    assert message in str(info.value)
+
+
+def test_spec_that_is_not_json_is_rejected() -> None:
+    with pytest.raises(SpecError, match="not valid JSON"):
+        SearchSpec.from_json("{nope")
+    with pytest.raises(SpecError, match="must be a JSON object"):
+        SearchSpec.from_json("[1, 2]")
+
+
+def test_families_follow_the_data_unless_chosen() -> None:
+    spec = SearchSpec()
+    assert spec.resolve_families("image") == ["dense", "conv2d"]
+    assert spec.resolve_families("sequence") == ["dense", "conv1d"]
+    assert spec.resolve_families("table") == ["dense"]
+    with pytest.raises(SpecError, match="families: 'conv2d' does not apply to table data"):
+        SearchSpec(families=["conv2d"]).resolve_families("table")
