@@ -295,6 +295,9 @@ def search(
     except AutoMLError as exc:
         raise fail(str(exc)) from None
 
+    from automl._tf import quiet_import
+
+    quiet_import()
     from automl.runner import run
 
     progress = RichProgress(search_spec.max_iterations)
@@ -314,6 +317,9 @@ def replay(
     out: Annotated[Path | None, typer.Option(help="where to write the replayed run")] = None,
 ) -> None:
     """Rebuild and retrain the recorded ensemble without searching."""
+    from automl._tf import quiet_import
+
+    quiet_import()
     from automl.runner import replay as do_replay
 
     try:

@@ -161,6 +161,13 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def save_model(model: Any, path: Path) -> None:
+    """Save a .keras file atomically (Keras insists on the suffix, so the temp name keeps it)."""
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    tmp.replace(path)
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
@@ -197,7 +204,7 @@ def run(
     if out_dir is not None:
         path = Path(out_dir)
         path.mkdir(parents=True, exist_ok=True)
-        model.save(path / "model.keras")
+        save_model(model, path / "model.keras")
         write_json(path / "architecture.json", architecture_record(spec, data, result.ensemble))
         write_json(path / "preprocessing.json", info)
         write_json(path / "report.json", report)
@@ -284,7 +291,10 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
         sw = np.array([data.class_weights[int(c)] for c in y_sel])
     coef = np.array([spec.lambda_ * m.complexity + spec.beta for m in members])
     fit = ComplexityRegularizedEnsembler(
-        data.task, spec.mixture_weight_type, use_bias=spec.mixture_bias
+        data.task,
+        spec.mixture_weight_type,
+        use_bias=spec.mixture_bias,
+        nonnegative=spec.mixture_nonnegative,
     ).fit(np.stack(logits, axis=1), y_sel, coef, sw)
     info = data_info(data)
     model = build_ensemble_model(members, fit, info, spec.mixture_weight_type)
@@ -318,7 +328,7 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
     if out_dir is not None:
         path = Path(out_dir)
         path.mkdir(parents=True, exist_ok=True)
-        model.save(path / "model.keras")
+        save_model(model, path / "model.keras")
         write_json(path / "architecture.json", architecture_record(spec, data, ensemble))
         write_json(path / "report.json", report)
     return RunOutcome(None, model, report, path)

@@ -216,7 +216,10 @@ class AdaNetSearch:
         self.measure = create_complexity_measure(spec.complexity_measure)
         self.strategies = [create_strategy(s) for s in spec.ensemble_strategies]
         self.ensembler = ComplexityRegularizedEnsembler(
-            data.task, spec.mixture_weight_type, use_bias=spec.mixture_bias
+            data.task,
+            spec.mixture_weight_type,
+            use_bias=spec.mixture_bias,
+            nonnegative=spec.mixture_nonnegative,
         )
         self._members: dict[str, Member] = {}
         self._logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -155,6 +155,11 @@ class SearchSpec(_Model):
     beta: float = Field(0.001, ge=0, le=100)
     complexity_measure: str = "sqrt_depth"
     mixture_weight_type: Literal["scalar", "vector"] = "scalar"
+    mixture_nonnegative: bool = Field(
+        True,
+        description="keep mixture weights ≥ 0: on few selection rows a negative weight on a "
+        "near-copy of a member fits noise (the paper allows any sign: set false)",
+    )
     mixture_bias: bool = Field(
         False, description="learn an unpenalised bias b in f = Σ w_j h_j + b (adanet: off)"
     )

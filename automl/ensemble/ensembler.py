@@ -68,6 +68,7 @@ class ComplexityRegularizedEnsembler(Ensembler):
         use_bias: Learn the bias b. Off by default, as in adanet: with few selection rows an
             unpenalised per-class bias overfits them. The empty ensemble always gets one, so
             it predicts the class prior (or the mean).
+        nonnegative: Constrain every w_j ≥ 0.
         max_iter: L-BFGS-B iterations.
     """
 
@@ -76,11 +77,13 @@ class ComplexityRegularizedEnsembler(Ensembler):
         task: str,
         weight_type: Literal["scalar", "vector"] = "scalar",
         use_bias: bool = False,
+        nonnegative: bool = False,
         max_iter: int = 200,
     ) -> None:
         self.task = task
         self.weight_type = weight_type
         self.use_bias = use_bias
+        self.nonnegative = nonnegative
         self.max_iter = max_iter
 
     def fit(
@@ -143,7 +146,12 @@ class ComplexityRegularizedEnsembler(Ensembler):
             [np.clip(w0, 0, None).reshape(-1), np.clip(-w0, 0, None).reshape(-1), np.zeros(c)]
         )
         free_bias = self.use_bias or k == 0
-        bounds = [(0.0, None)] * (2 * nw) + [(None, None) if free_bias else (0.0, 0.0)] * c
+        negative_part = (0.0, 0.0) if self.nonnegative else (0.0, None)
+        bounds = (
+            [(0.0, None)] * nw
+            + [negative_part] * nw
+            + [(None, None) if free_bias else (0.0, 0.0)] * c
+        )
         res = minimize(
             value_and_grad,
             theta0,

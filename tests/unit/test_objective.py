@@ -100,3 +100,30 @@ def test_the_empty_ensemble_predicts_the_class_prior() -> None:
     p1 = np.exp(fit.bias[1]) / np.exp(fit.bias).sum()
     assert p1 == pytest.approx(0.25, abs=1e-3)
     assert fit.objective == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)), 1e-4)
+
+
+def test_bias_is_off_by_default_and_learned_when_asked() -> None:
+    logits, y = _members()
+    shifted = logits + np.array([0.0, 0.0, 4.0])  # both members over-predict class 2
+    off = ComplexityRegularizedEnsembler("classification").fit(shifted, y, np.array([0.01, 0.01]))
+    assert np.all(off.bias == 0)
+    on = ComplexityRegularizedEnsembler("classification", use_bias=True).fit(
+        shifted, y, np.array([0.01, 0.01])
+    )
+    assert on.bias[2] < on.bias[0] - 1.0  # the learned bias undoes the shift
+    assert on.loss < off.loss
+
+
+def test_nonnegative_weights_refuse_to_subtract_a_member() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 300)
+    shared = rng.normal(0, 2.0, (300, 3))  # noise both members carry
+    signal = np.eye(3)[y] * 2.0
+    # member b is pure noise that member a also carries: a − b recovers the signal
+    logits = np.stack([signal + shared, shared], axis=1)
+    coef = np.array([0.01, 0.01])
+    free = ComplexityRegularizedEnsembler("classification").fit(logits, y, coef)
+    assert free.weights[1] < -0.1  # the paper's unconstrained weights subtract b
+    held = ComplexityRegularizedEnsembler("classification", nonnegative=True).fit(logits, y, coef)
+    assert held.weights.min() >= 0.0
+    assert held.loss > free.loss

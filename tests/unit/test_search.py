@@ -145,3 +145,21 @@ def test_regression_search_reports_mse_in_target_units(tmp_path: Path) -> None:
     assert set(metrics) == {"mse", "mae"}
     # the target's variance is ~5900: a model in the right units is far below it and above 0
     assert 0 < metrics["mse"] < 10000
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"sampler": "random", "selection": "train"},
+        {"sampler": "nsga2", "mixture_weight_type": "vector", "complexity_measure": "log_params"},
+        {"sampler": "tpe", "ensemble_strategies": ["solo"], "mixture_bias": True},
+    ],
+)
+def test_samplers_selection_and_strategies_all_run(iris, overrides: dict) -> None:  # type: ignore[no-untyped-def]
+    result = AdaNetSearch(_spec(epochs=4, **overrides), iris).run()
+    assert result.ensemble.members
+    names = {m.name for m in result.ensemble.members}
+    if overrides.get("ensemble_strategies") == ["solo"]:
+        assert len(names) == 1  # solo ensembles hold one member
+    chosen = [it for it in result.iterations if it.chosen]
+    assert chosen and all(it.best_objective < it.previous_objective for it in chosen)
