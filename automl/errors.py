@@ -67,5 +67,9 @@ class SearchAbortedError(AutoMLError):
     """The search cannot go on (e.g. too many consecutive candidate failures)."""
 
 
+class SearchCancelledError(AutoMLError):
+    """A callback asked the search to stop (a user cancelled the job)."""
+
+
 class RecordError(AutoMLError):
     """An architecture record or run directory is missing or unreadable."""

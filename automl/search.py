@@ -138,6 +138,20 @@ class SearchResult:
     member_logits: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
 
 
+@dataclass
+class ResumeState:
+    """What an interrupted search had finished: its completed iterations (with every candidate's
+    stored record) and the trained weights of the members of its last chosen ensemble.
+
+    The generator is deterministic, so replaying the completed iterations' proposals and told
+    values puts the sampler back where it was; the search then continues with the next iteration
+    and no completed candidate is trained again.
+    """
+
+    iterations: list[IterationRecord]
+    member_weights: dict[str, list[np.ndarray]]
+
+
 class SearchCallback:
     """Observes a search. The CLI, the tests and the service subclass it; every hook is optional."""
 
@@ -147,8 +161,14 @@ class SearchCallback:
     def on_iteration_start(self, iteration: int, specs: list[CandidateSpec]) -> None:
         """Called with the candidates proposed for this iteration."""
 
+    def on_candidate_start(self, spec: CandidateSpec) -> None:
+        """Called when a candidate starts training."""
+
     def on_epoch_end(self, spec: CandidateSpec, epoch: int, logs: dict[str, float]) -> None:
         """Called after each training epoch of a candidate (where the executor reports them)."""
+
+    def on_candidate_result(self, result: CandidateResult) -> None:
+        """Called with the raw result (trained weights included) before it is scored."""
 
     def on_candidate_end(self, record: CandidateRecord) -> None:
         """Called when a candidate finished training and its ensembles were scored."""
@@ -158,6 +178,10 @@ class SearchCallback:
 
     def on_search_end(self, result: SearchResult) -> None:
         """Called once when the search stops."""
+
+    def should_stop(self) -> bool:
+        """Polled while candidates train; return True to cancel the search."""
+        return False
 
 
 class CallbackList(SearchCallback):
@@ -174,9 +198,17 @@ class CallbackList(SearchCallback):
         for cb in self.callbacks:
             cb.on_iteration_start(iteration, specs)
 
+    def on_candidate_start(self, spec: CandidateSpec) -> None:
+        for cb in self.callbacks:
+            cb.on_candidate_start(spec)
+
     def on_epoch_end(self, spec: CandidateSpec, epoch: int, logs: dict[str, float]) -> None:
         for cb in self.callbacks:
             cb.on_epoch_end(spec, epoch, logs)
+
+    def on_candidate_result(self, result: CandidateResult) -> None:
+        for cb in self.callbacks:
+            cb.on_candidate_result(result)
 
     def on_candidate_end(self, record: CandidateRecord) -> None:
         for cb in self.callbacks:
@@ -189,6 +221,38 @@ class CallbackList(SearchCallback):
     def on_search_end(self, result: SearchResult) -> None:
         for cb in self.callbacks:
             cb.on_search_end(result)
+
+    def should_stop(self) -> bool:
+        return any(cb.should_stop() for cb in self.callbacks)
+
+
+@dataclass
+class _State:
+    """The ensemble in force and what the generator builds on next."""
+
+    current_fit: MixtureFit
+    current: list[str] = field(default_factory=list)
+    strategy: str = "none"
+    last_member: dict[str, Any] | None = None
+    iterations: list[IterationRecord] = field(default_factory=list)
+    finished: bool = False
+
+    def adopt(self, best: EnsembleRecord, by_name: dict[str, CandidateRecord]) -> None:
+        self.current = list(best.members)
+        self.current_fit = MixtureFit(
+            weights=np.asarray(best.mixture_weights, np.float32),
+            bias=np.asarray(best.bias, np.float32),
+            loss=best.loss,
+            complexity=best.complexity,
+            objective=best.objective,
+            metrics=best.metrics,
+        )
+        self.strategy = best.strategy
+        # the paper's next candidates build on the best new member (by its own loss)
+        newest = min(
+            best.new_members, key=lambda n: by_name[n].own_metrics.get("loss", float("inf"))
+        )
+        self.last_member = by_name[newest].hparams
 
 
 class AdaNetSearch:
@@ -280,27 +344,80 @@ class AdaNetSearch:
         return member
 
     # ---- the loop -------------------------------------------------------------------------
-    def run(self) -> SearchResult:
-        spec = self.spec
+    def run(self, resume: ResumeState | None = None) -> SearchResult:
+        """Run the search, or continue one from ``resume``."""
         started = time.perf_counter()
-        generator = CandidateGenerator(spec, self.families)
-        self.cb.on_search_start(spec, self.data, self.families)
+        generator = CandidateGenerator(self.spec, self.families)
+        self.cb.on_search_start(self.spec, self.data, self.families)
         self.executor.start(TrainingData.from_prepared(self.data))
         try:
-            return self._loop(generator, started)
+            return self._loop(generator, started, resume)
         finally:
             self.executor.close()
 
-    def _loop(self, generator: CandidateGenerator, started: float) -> SearchResult:
+    def _replay(self, generator: CandidateGenerator, resume: ResumeState) -> _State:
+        """Put the generator and the ensemble back where the completed iterations left them."""
+        state = _State(current_fit=self.fit_mixture([]))
+        for rec in resume.iterations:
+            specs = generator.propose(rec.iteration, state.last_member)
+            stored = {c.name: c for c in rec.candidates}
+            for s in specs:
+                c = stored.get(s.name)
+                if c is None or c.hparams != s.hparams:
+                    raise SearchAbortedError(
+                        f"cannot resume: candidate {s.name} of iteration {rec.iteration} differs "
+                        "from the stored one (was the spec or the code changed?)"
+                    )
+                ok = c.state != "failed" and c.loss is not None
+                generator.tell(s.name, c.loss if ok else None, c.complexity if ok else None)
+            state.iterations.append(rec)
+            if rec.chosen:
+                best = next(e for e in rec.ensembles if e.name == rec.chosen)
+                state.adopt(best, stored)
+            else:
+                state.finished = not self.spec.force_grow
+        for name in state.current:
+            c = next(c for r in resume.iterations for c in r.candidates if c.name == name)
+            self._admit_stored(c, resume.member_weights[name])
+        return state
+
+    def _admit_stored(self, rec: CandidateRecord, weights: list[np.ndarray]) -> None:
+        from automl.model import build_member_model
+
+        info = {
+            "n_features": self.data.x_train.shape[1],
+            "input_shape": self.data.dataset.input_shape,
+            "n_outputs": self.data.n_outputs,
+        }
+        member = Member(
+            name=rec.name,
+            iteration=rec.iteration,
+            hparams=rec.hparams,
+            seed=rec.seed,
+            depth=rec.depth,
+            params=rec.params,
+            complexity=self.measure(SubnetworkShape(rec.depth, rec.params)),
+            weights=tuple(weights),
+        )
+        model = build_member_model(member, info)
+        self._members[member.name] = member
+        self._logits[member.name] = (
+            np.asarray(model.predict(self.data.x_train, batch_size=1024, verbose=0), np.float32),
+            np.asarray(model.predict(self.data.x_val, batch_size=1024, verbose=0), np.float32),
+        )
+
+    def _loop(
+        self, generator: CandidateGenerator, started: float, resume: ResumeState | None
+    ) -> SearchResult:
         spec = self.spec
-        current: list[str] = []
-        current_fit = self.fit_mixture([])  # the empty ensemble: bias (class prior) only
-        current_strategy = "none"
-        last_member: dict[str, Any] | None = None
-        iterations: list[IterationRecord] = []
-        stop_reason = "max_iterations"
+        state = (
+            self._replay(generator, resume) if resume else _State(current_fit=self.fit_mixture([]))
+        )
+        iterations = state.iterations
+        stop_reason = "no_improvement" if state.finished else "max_iterations"
         consecutive_failures = 0
-        for t in range(spec.max_iterations):
+        first = len(iterations)
+        for t in range(first, spec.max_iterations if not state.finished else first):
             if (
                 spec.time_budget_s is not None
                 and time.perf_counter() - started > spec.time_budget_s
@@ -308,12 +425,16 @@ class AdaNetSearch:
                 stop_reason = "time_budget"
                 break
             it_started = time.perf_counter()
-            record = IterationRecord(iteration=t, previous_objective=current_fit.objective)
-            specs = generator.propose(t, last_member)
+            record = IterationRecord(iteration=t, previous_objective=state.current_fit.objective)
+            specs = generator.propose(t, state.last_member)
             self.cb.on_iteration_start(t, specs)
             by_name: dict[str, CandidateRecord] = {}
             new_ok: list[str] = []
-            for result in self.executor.run(specs, self.cb.on_epoch_end):
+            stream = self.executor.run(
+                specs, self.cb.on_epoch_end, self.cb.on_candidate_start, self.cb.should_stop
+            )
+            for result in stream:
+                self.cb.on_candidate_result(result)
                 rec = CandidateRecord(
                     name=result.spec.name,
                     iteration=t,
@@ -352,56 +473,46 @@ class AdaNetSearch:
                 for strategy in self.strategies:
                     if strategy.name == "all":
                         continue
-                    for cand in strategy.candidates(current, [rec.name]):
+                    for cand in strategy.candidates(state.current, [rec.name]):
                         record.ensembles.append(self._score(cand))
                 self._summarise(rec, record.ensembles)
-                generator.tell(rec.name, rec.loss, rec.complexity)
                 record.candidates.append(rec)
                 self.cb.on_candidate_end(rec)
             for strategy in self.strategies:
                 if strategy.name == "all" and new_ok:
-                    for cand in strategy.candidates(current, new_ok):
+                    for cand in strategy.candidates(state.current, new_ok):
                         record.ensembles.append(self._score(cand))
             for name in new_ok:
                 self._summarise(by_name[name], record.ensembles)
+                # told once every ensemble is scored, so the stored values are the told ones
+                generator.tell(name, by_name[name].loss, by_name[name].complexity)
 
             best = min(record.ensembles, key=lambda e: e.objective, default=None)
             record.best_objective = None if best is None else best.objective
-            improved = best is not None and best.objective < current_fit.objective - IMPROVEMENT_TOL
+            improved = (
+                best is not None and best.objective < state.current_fit.objective - IMPROVEMENT_TOL
+            )
             if best is not None and (improved or spec.force_grow):
                 best.chosen = True
                 for name in best.new_members:
                     by_name[name].chosen = True
-                current = list(best.members)
-                current_fit = MixtureFit(
-                    weights=np.asarray(best.mixture_weights, np.float32),
-                    bias=np.asarray(best.bias, np.float32),
-                    loss=best.loss,
-                    complexity=best.complexity,
-                    objective=best.objective,
-                    metrics=best.metrics,
-                )
-                current_strategy = best.strategy
-                newest = min(
-                    best.new_members, key=lambda n: by_name[n].own_metrics.get("loss", np.inf)
-                )
-                last_member = by_name[newest].hparams
+                state.adopt(best, by_name)
                 record.chosen = best.name
             record.improved = bool(improved)
             record.duration_s = time.perf_counter() - it_started
             iterations.append(record)
             ensemble = FinalEnsemble(
-                [self._members[m] for m in current], current_fit, current_strategy
+                [self._members[m] for m in state.current], state.current_fit, state.strategy
             )
             self.cb.on_ensemble_chosen(record, ensemble)
             # members that lost are not needed again: drop their cached outputs
-            for name in [m for m in self._logits if m not in current]:
+            for name in [m for m in self._logits if m not in state.current]:
                 del self._logits[name]
                 del self._members[name]
             if not improved and not spec.force_grow:
                 stop_reason = "no_improvement"
                 break
-        if not current:
+        if not state.current:
             raise SearchAbortedError(
                 "no candidate ensemble beat the empty ensemble (a constant prediction); "
                 "try more epochs, a wider search space, or smaller lambda/beta"
@@ -412,11 +523,11 @@ class AdaNetSearch:
             families=self.families,
             iterations=iterations,
             ensemble=FinalEnsemble(
-                [self._members[m] for m in current], current_fit, current_strategy
+                [self._members[m] for m in state.current], state.current_fit, state.strategy
             ),
             stop_reason=stop_reason,
             wall_s=time.perf_counter() - started,
-            member_logits={m: self._logits[m] for m in current},
+            member_logits={m: self._logits[m] for m in state.current},
         )
         self.cb.on_search_end(outcome)
         return outcome

@@ -129,9 +129,13 @@ def train_candidate(
     A failure (bad hyperparameters, NaN loss, out of memory...) comes back as
     ``state="failed"`` with the traceback in ``error``, so the search records it and goes on.
     """
+    from automl.errors import SearchCancelledError
+
     started = time.perf_counter()
     try:
         return _train(spec, data, on_epoch, started)
+    except SearchCancelledError:
+        raise
     except Exception:  # noqa: BLE001 - a worker reports every failure as data
         return CandidateResult(
             spec=spec,

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from automl._registry import Registry
-from automl.executors._base import EpochReporter, Executor
+from automl.executors._base import EpochReporter, Executor, StartReporter, StopCheck
 from automl.executors.in_process import InProcessExecutor
 
-__all__ = ["EpochReporter", "Executor", "InProcessExecutor", "create_executor", "executors"]
+__all__ = [
+    "EpochReporter",
+    "Executor",
+    "InProcessExecutor",
+    "StartReporter",
+    "StopCheck",
+    "create_executor",
+    "executors",
+]
 
 executors: Registry[Executor] = Registry("executor")
 executors.register("in_process")(InProcessExecutor)

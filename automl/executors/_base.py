@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from automl.training import CandidateResult, CandidateSpec, TrainingData
 
 EpochReporter = Callable[[CandidateSpec, int, dict[str, float]], None]
+StartReporter = Callable[[CandidateSpec], None]
+StopCheck = Callable[[], bool]
 
 
 class Executor(abc.ABC):
@@ -15,7 +17,9 @@ class Executor(abc.ABC):
 
     ``start`` is called once per search with the data, ``run`` once per iteration, ``close``
     at the end. ``run`` yields results in the order they finish; it yields a failed result
-    rather than raising when a candidate fails.
+    rather than raising when a candidate fails. It calls ``on_start`` when a candidate starts
+    training and polls ``should_stop``; when that returns true it stops what is in flight and
+    raises ``SearchCancelledError``.
     """
 
     name: str = ""
@@ -25,7 +29,11 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def run(
-        self, specs: list[CandidateSpec], on_epoch: EpochReporter | None = None
+        self,
+        specs: list[CandidateSpec],
+        on_epoch: EpochReporter | None = None,
+        on_start: StartReporter | None = None,
+        should_stop: StopCheck | None = None,
     ) -> Iterator[CandidateResult]:
         """Train every spec; yield each result as it finishes."""
 

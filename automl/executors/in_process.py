@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from automl.executors._base import EpochReporter, Executor
+from automl.errors import SearchCancelledError
+from automl.executors._base import EpochReporter, Executor, StartReporter, StopCheck
 from automl.training import CandidateResult, CandidateSpec, EpochCallback, train_candidate
 
 
@@ -12,18 +13,30 @@ class InProcessExecutor(Executor):
     name = "in_process"
 
     def run(
-        self, specs: list[CandidateSpec], on_epoch: EpochReporter | None = None
+        self,
+        specs: list[CandidateSpec],
+        on_epoch: EpochReporter | None = None,
+        on_start: StartReporter | None = None,
+        should_stop: StopCheck | None = None,
     ) -> Iterator[CandidateResult]:
         for spec in specs:
-            yield train_candidate(spec, self._data, _bind(on_epoch, spec))
+            if should_stop is not None and should_stop():
+                raise SearchCancelledError("the search was cancelled")
+            if on_start is not None:
+                on_start(spec)
+            yield train_candidate(spec, self._data, _bind(on_epoch, should_stop, spec))
 
 
-def _bind(on_epoch: EpochReporter | None, spec: CandidateSpec) -> EpochCallback | None:
-    if on_epoch is None:
+def _bind(
+    on_epoch: EpochReporter | None, should_stop: StopCheck | None, spec: CandidateSpec
+) -> EpochCallback | None:
+    if on_epoch is None and should_stop is None:
         return None
-    reporter = on_epoch
 
     def hook(epoch: int, logs: dict[str, float]) -> None:
-        reporter(spec, epoch, logs)
+        if on_epoch is not None:
+            on_epoch(spec, epoch, logs)
+        if should_stop is not None and should_stop():
+            raise SearchCancelledError("the search was cancelled")
 
     return hook

@@ -163,3 +163,51 @@ def test_samplers_selection_and_strategies_all_run(iris, overrides: dict) -> Non
         assert len(names) == 1  # solo ensembles hold one member
     chosen = [it for it in result.iterations if it.chosen]
     assert chosen and all(it.best_objective < it.previous_objective for it in chosen)
+
+
+def test_a_resumed_search_matches_an_uninterrupted_one(iris) -> None:  # type: ignore[no-untyped-def]
+    from automl.errors import SearchCancelledError
+    from automl.search import ResumeState
+    from automl.training import CandidateResult
+
+    spec = _spec(seed=9, epochs=3, max_iterations=3, candidates_per_iteration=2)
+    straight = AdaNetSearch(spec, iris).run()
+
+    class StopAfterFirstIteration(SearchCallback):
+        def __init__(self) -> None:
+            self.weights: dict[str, list] = {}
+            self.completed: list = []
+            self.trained_later: list[str] = []
+
+        def on_candidate_result(self, result: CandidateResult) -> None:
+            self.weights[result.spec.name] = result.weights
+            if self.completed:
+                self.trained_later.append(result.spec.name)
+
+        def on_ensemble_chosen(self, record, ensemble):  # type: ignore[no-untyped-def]
+            self.completed.append(record)
+
+        def should_stop(self) -> bool:
+            return bool(self.completed)  # "kill" the search once iteration 0 is stored
+
+    stopper = StopAfterFirstIteration()
+    with pytest.raises(SearchCancelledError):
+        AdaNetSearch(spec, iris, callbacks=[stopper]).run()
+    assert len(stopper.completed) == 1
+    members = [m for e in stopper.completed[0].ensembles if e.chosen for m in e.members]
+    resume = ResumeState(stopper.completed, {m: stopper.weights[m] for m in members})
+    resumed = AdaNetSearch(spec, iris).run(resume=resume)
+    assert _signature(resumed) == _signature(straight)
+    np.testing.assert_allclose(
+        resumed.ensemble.fit.objective, straight.ensemble.fit.objective, rtol=1e-4
+    )
+
+
+def test_resume_refuses_a_record_that_does_not_match_the_spec(iris) -> None:  # type: ignore[no-untyped-def]
+    from automl.search import ResumeState
+
+    first = AdaNetSearch(_spec(seed=1, max_iterations=1), iris).run()
+    with pytest.raises(SearchAbortedError, match="cannot resume: candidate t0_c0"):
+        AdaNetSearch(_spec(seed=2, max_iterations=2), iris).run(
+            resume=ResumeState(first.iterations, {})
+        )

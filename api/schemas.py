@@ -1,0 +1,142 @@
+"""Request and response schemas (kept apart from the SQLAlchemy models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from automl.spec import SearchSpec
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class DatasetPublic(_Out):
+    id: str
+    name: str
+    format: str
+    label: str | None
+    task: str
+    rows: int
+    features: int
+    class_counts: dict[str, int]
+    input_shape: list[int] | None
+    size_bytes: int
+    created_at: datetime
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int
+
+
+class JobCreate(BaseModel):
+    """A search job: a dataset (an uploaded dataset's id, or a built-in name) and a spec."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: str | None = Field(None, description="id of an uploaded dataset")
+    dataset: str | None = Field(None, description="a built-in dataset name, e.g. digits")
+    spec: SearchSpec = Field(default_factory=SearchSpec)
+    executor: Literal["ray", "in_process"] | None = Field(
+        None, description="where candidates train; default: the service's setting"
+    )
+
+    @model_validator(mode="after")
+    def _one_dataset(self) -> JobCreate:
+        if (self.dataset_id is None) == (self.dataset is None):
+            raise ValueError("give exactly one of dataset_id (an upload) or dataset (a built-in)")
+        return self
+
+
+class Progress(BaseModel):
+    iteration: int | None
+    max_iterations: int
+    candidates_done: int
+    candidates_total: int
+    best_objective: float | None
+
+
+class JobPublic(_Out):
+    id: str
+    state: str
+    dataset_id: str | None
+    dataset: str | None = None
+    spec: dict[str, Any]
+    executor: str
+    progress: Progress
+    stop_reason: str | None
+    error: str | None
+    cancel_requested: bool
+    attempts: int
+    result: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    elapsed_s: float | None
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+class IterationPublic(_Out):
+    iteration: int
+    previous_objective: float
+    best_objective: float | None
+    chosen: str | None
+    improved: bool
+    ensemble: dict[str, Any]
+    ensembles: list[Any]
+    duration_s: float
+    finished_at: datetime
+
+
+class IterationsPublic(BaseModel):
+    data: list[IterationPublic]
+    count: int
+
+
+class CandidatePublic(_Out):
+    name: str
+    iteration: int
+    origin: str
+    state: str
+    hparams: dict[str, Any]
+    seed: int
+    depth: int | None
+    params: int | None
+    loss: float | None
+    complexity: float | None
+    objective: float | None
+    metrics: dict[str, Any]
+    own_metrics: dict[str, Any]
+    chosen: bool
+    node: str | None
+    epochs_run: int
+    duration_s: float | None
+    train_s: float | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class CandidatesPublic(BaseModel):
+    data: list[CandidatePublic]
+    count: int
+
+
+class EventPublic(_Out):
+    at: datetime
+    kind: str
+    message: str
+    data: dict[str, Any]
+
+
+class EventsPublic(BaseModel):
+    data: list[EventPublic]
+    count: int

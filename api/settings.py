@@ -1,0 +1,31 @@
+"""One settings object, read from ``AUTOML_*`` environment variables, with defaults that run
+locally: a SQLite file in the working directory and a local Ray bound to 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTOML_", extra="ignore")
+
+    database_url: str = Field("sqlite:///./automl.db", description="SQLAlchemy URL")
+    artifact_dir: Path = Field(Path("./artifacts"), description="models, uploads, member weights")
+    ray_address: str | None = Field(
+        None, description="join this Ray cluster (HOST:PORT); default: start a local one"
+    )
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray (default: all)")
+    executor: str = Field("ray", description="ray, or in_process (no Ray at all)")
+    max_concurrent_jobs: int = Field(1, ge=1, le=64)
+    max_upload_mb: float = Field(50.0, gt=0)
+    poll_interval_s: float = Field(0.5, gt=0)
+    run_controller: bool = Field(True, description="run the controller inside the API process")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
