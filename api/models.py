@@ -7,8 +7,20 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -40,11 +52,34 @@ class CandidateState(enum.StrEnum):
     failed = "failed"
 
     def is_finished(self) -> bool:
-        return self in (CandidateState.completed, CandidateState.stopped_early, CandidateState.failed)
+        return self in (
+            CandidateState.completed,
+            CandidateState.stopped_early,
+            CandidateState.failed,
+        )
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite hands back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
 
 
 class ApiKey(Base):
@@ -85,7 +120,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     owner: Mapped[str] = mapped_column(String(100), index=True)
     dataset_id: Mapped[str | None] = mapped_column(
-        ForeignKey("datasets.id", ondelete="RESTRICT"), default=None, index=True
+        ForeignKey("datasets.id", ondelete="SET NULL"), default=None, index=True
     )
     builtin_dataset: Mapped[str | None] = mapped_column(String(50), default=None)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)

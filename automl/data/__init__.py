@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from automl.data._builtin import builtin_datasets, load_builtin
+from automl.data._builtin import builtin_datasets, builtin_kind, load_builtin
 from automl.data._checks import check_features, check_labels, detect_task
 from automl.data._dataset import Dataset, PreparedData, Task
 from automl.data._files import load_csv, load_npz
@@ -15,6 +15,7 @@ __all__ = [
     "PreparedData",
     "Task",
     "builtin_datasets",
+    "builtin_kind",
     "check_features",
     "check_labels",
     "detect_task",

@@ -77,6 +77,18 @@ def _mnist1d() -> Dataset:
     )
 
 
+_KINDS = {"digits": "image", "mnist1d": "sequence"}
+
+
+def builtin_kind(name: str) -> str:
+    """``image``, ``sequence`` or ``table``, without loading the data."""
+    if name not in _DESCRIPTIONS:
+        raise UnknownDatasetError(
+            f"unknown dataset {name!r}; built-in datasets are: {', '.join(sorted(_DESCRIPTIONS))}"
+        )
+    return _KINDS.get(name, "table")
+
+
 def builtin_datasets() -> dict[str, str]:
     """Built-in dataset names with a one-line description."""
     return dict(_DESCRIPTIONS)

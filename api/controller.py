@@ -1,0 +1,468 @@
+"""The controller: picks queued jobs and drives the engine, writing results as they arrive.
+
+One controller per database. Restart safety: an iteration becomes durable when its row is
+written (with the members' weights on disk); on start, a job left running by a dead process is
+queued again after the candidates of its unfinished iteration are removed, and the engine
+continues from the last completed iteration — no candidate lost, none recorded twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.artifacts import ArtifactStore
+from api.db import session_scope
+from api.metrics import Metrics
+from api.models import Candidate, CandidateState, Iteration, Job, JobState, utcnow
+from api.repositories import (
+    CandidateRepository,
+    EventRepository,
+    IterationRepository,
+    JobRepository,
+)
+from api.settings import Settings
+from automl.errors import AutoMLError, SearchCancelledError
+from automl.search import SearchCallback  # no TensorFlow at import time
+
+log = logging.getLogger("automl.controller")
+
+
+class Controller:
+    def __init__(
+        self,
+        settings: Settings,
+        factory: sessionmaker[Session],
+        store: ArtifactStore,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.store = store
+        self.metrics = metrics
+        self._stop = threading.Event()
+        self._threads: dict[str, threading.Thread] = {}
+        self._loop_thread: threading.Thread | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.recover()
+        self._loop_thread = threading.Thread(
+            target=self._loop, name="automl-controller", daemon=True
+        )
+        self._loop_thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop picking jobs; running ones go back to the queue and continue at next start."""
+        self._stop.set()
+        if self._loop_thread is not None:
+            self._loop_thread.join(timeout)
+        for thread in list(self._threads.values()):
+            thread.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def recover(self) -> None:
+        """Requeue jobs a dead process left running, dropping their unfinished iteration."""
+        with session_scope(self.factory) as s:
+            for job in JobRepository(s).in_states([JobState.running, JobState.evaluating]):
+                completed = IterationRepository(s).completed_count(job.id)
+                dropped = CandidateRepository(s).delete_from_iteration(job.id, completed)
+                for c in dropped:
+                    self.store.weights_file(job.id, c.name).unlink(missing_ok=True)
+                remaining = len(CandidateRepository(s).all_for_iterations(job.id, completed))
+                job.state = JobState.queued
+                job.candidates_done = job.candidates_total = remaining
+                job.current_iteration = completed - 1 if completed else None
+                EventRepository(s).add(
+                    job.id,
+                    "state",
+                    f"the service stopped while this job ran; it continues from iteration "
+                    f"{completed} ({len(dropped)} unfinished candidate(s) will be trained again)",
+                    state="queued",
+                )
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - keep the controller alive; the DB may blink
+                log.exception("controller tick failed")
+            self._stop.wait(self.settings.poll_interval_s)
+
+    def _tick(self) -> None:
+        for job_id, thread in list(self._threads.items()):
+            if not thread.is_alive():
+                del self._threads[job_id]
+        while len(self._threads) < self.settings.max_concurrent_jobs and not self._stop.is_set():
+            with session_scope(self.factory) as s:
+                job = JobRepository(s).claim_next_queued()
+                if job is None:
+                    return
+                EventRepository(s).add(job.id, "state", "job running", state="running")
+                job_id = job.id
+            thread = threading.Thread(
+                target=self.run_job, args=(job_id,), name=f"job-{job_id[:8]}", daemon=True
+            )
+            self._threads[job_id] = thread
+            thread.start()
+
+    # ---- one job ---------------------------------------------------------------------------
+    def _set_state(self, job_id: str, state: JobState, message: str, **fields: Any) -> None:
+        with session_scope(self.factory) as s:
+            job = s.get(Job, job_id)
+            assert job is not None
+            job.state = state
+            for key, value in fields.items():
+                setattr(job, key, value)
+            if state.is_finished():
+                job.finished_at = utcnow()
+                job.cancel_requested = False
+            EventRepository(s).add(
+                job_id, "error" if state == JobState.failed else "state", message, state=state
+            )
+
+    def run_job(self, job_id: str) -> None:
+        try:
+            self._run_job(job_id)
+        except SearchCancelledError:
+            if self.stopping:
+                self._set_state(
+                    job_id,
+                    JobState.queued,
+                    "the service is stopping; the job continues from its last completed "
+                    "iteration when it starts again",
+                )
+            else:
+                self._set_state(job_id, JobState.cancelled, "job cancelled")
+        except AutoMLError as exc:
+            self._set_state(job_id, JobState.failed, f"job failed: {exc}", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not the controller
+            log.exception("job %s crashed", job_id)
+            self._set_state(
+                job_id,
+                JobState.failed,
+                f"job failed: {type(exc).__name__}: {exc}",
+                error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+            )
+
+    def _load(self, job_id: str) -> tuple[Any, Any, Any]:
+        from automl.data import load_builtin, load_csv, load_npz
+        from automl.spec import SearchSpec
+
+        with session_scope(self.factory) as s:
+            job = s.get(Job, job_id)
+            assert job is not None
+            spec = SearchSpec.from_dict(job.spec)
+            if job.builtin_dataset:
+                dataset = load_builtin(job.builtin_dataset)
+            else:
+                from api.models import Dataset
+
+                row = s.get(Dataset, job.dataset_id) if job.dataset_id else None
+                if row is None:
+                    raise AutoMLError("the job's dataset was deleted; it cannot run")
+                path = self.store.absolute(row.path)
+                task: Any = row.task
+                dataset = (
+                    load_csv(path, label=str(row.label), task=task, name=row.name)
+                    if row.format == "csv"
+                    else load_npz(path, task=task, name=row.name)
+                )
+            executor_name = job.executor
+        return spec, dataset, executor_name
+
+    def _executor(self, name: str, spec: Any) -> Any:
+        if name == "ray":
+            from workers import RayExecutor
+
+            return RayExecutor(spec.resources, address=self.settings.ray_address)
+        from automl.executors import InProcessExecutor
+
+        return InProcessExecutor()
+
+    def _run_job(self, job_id: str) -> None:
+        from automl.data import prepare
+        from automl.search import AdaNetSearch
+
+        spec, dataset, executor_name = self._load(job_id)
+        data = prepare(
+            dataset,
+            test_fraction=spec.test_fraction,
+            validation_fraction=spec.validation_fraction,
+            seed=spec.seed,
+        )
+        resume = self.load_resume(job_id)
+        callback = JobCallback(self, job_id)
+        search = AdaNetSearch(spec, data, self._executor(executor_name, spec), [callback])
+        result = search.run(resume=resume)
+        self._set_state(
+            job_id,
+            JobState.evaluating,
+            "search finished; evaluating the ensemble",
+            stop_reason=result.stop_reason,
+        )
+        summary = self._finish(job_id, result)
+        self._set_state(job_id, JobState.succeeded, "job succeeded", result=summary)
+
+    def _finish(self, job_id: str, result: Any) -> dict[str, Any]:
+        """Build, evaluate and export the final model; return the job's result summary."""
+        from automl.model import build_ensemble_model, data_info
+        from automl.runner import (
+            architecture_record,
+            build_report,
+            evaluate_members,
+            evaluate_model,
+            save_model,
+            write_json,
+        )
+
+        data, spec = result.data, result.spec
+        info = data_info(data)
+        model = build_ensemble_model(
+            result.ensemble.members, result.ensemble.fit, info, spec.mixture_weight_type
+        )
+        test_metrics = evaluate_model(model, data)
+        members_eval = evaluate_members(result.ensemble.members, data, info)
+        report = build_report(result, model, test_metrics, members_eval)
+        out = self.store.job_dir(job_id)
+        out.mkdir(parents=True, exist_ok=True)
+        save_model(model, out / "model.keras")
+        write_json(out / "architecture.json", architecture_record(spec, data, result.ensemble))
+        write_json(out / "preprocessing.json", info)
+        write_json(out / "report.json", report)
+        return {
+            "test_metrics": report["test_metrics"],
+            "best_member": report["best_member"],
+            "best_member_test_metrics": report["best_member_test_metrics"],
+            "ensemble": {
+                k: report["ensemble"][k] for k in ("members", "params", "objective", "strategy")
+            },
+            "stop_reason": report["stop_reason"],
+            "search_wall_s": report["wall_s"],
+            "data": report["data"],
+        }
+
+    # ---- resume ----------------------------------------------------------------------------
+    def load_resume(self, job_id: str) -> Any:
+        """The completed iterations of a job, as the engine's ResumeState (None if none)."""
+        from automl.search import CandidateRecord, EnsembleRecord, IterationRecord, ResumeState
+
+        with session_scope(self.factory) as s:
+            iterations = list(IterationRepository(s).list(job_id))
+            if not iterations:
+                return None
+            candidates = CandidateRepository(s).all_for_iterations(job_id, len(iterations))
+            records = []
+            for it in iterations:
+                rec = IterationRecord(
+                    iteration=it.iteration,
+                    previous_objective=it.previous_objective,
+                    candidates=[
+                        CandidateRecord(
+                            name=c.name,
+                            iteration=c.iteration,
+                            origin=c.origin,
+                            hparams=c.hparams,
+                            seed=c.seed,
+                            state=c.state,
+                            depth=c.depth or 0,
+                            params=c.params or 0,
+                            loss=c.loss,
+                            complexity=c.complexity,
+                            objective=c.objective,
+                            metrics=c.metrics,
+                            own_metrics=c.own_metrics,
+                            chosen=c.chosen,
+                            epochs_run=c.epochs_run,
+                            duration_s=c.duration_s or 0.0,
+                            train_s=c.train_s or 0.0,
+                            node=c.node or "",
+                            error=c.error,
+                        )
+                        for c in candidates
+                        if c.iteration == it.iteration
+                    ],
+                    ensembles=[EnsembleRecord(**e) for e in it.ensembles],
+                    chosen=it.chosen,
+                    best_objective=it.best_objective,
+                    improved=it.improved,
+                    duration_s=it.duration_s,
+                )
+                records.append(rec)
+            members = next(
+                (
+                    e.members
+                    for rec in reversed(records)
+                    for e in rec.ensembles
+                    if rec.chosen and e.name == rec.chosen
+                ),
+                [],
+            )
+        weights = {}
+        for name in members:
+            with np.load(self.store.weights_file(job_id, name), allow_pickle=False) as z:
+                weights[name] = [z[f"arr_{i}"] for i in range(len(z.files))]
+        return ResumeState(records, weights)
+
+
+class JobCallback(SearchCallback):
+    """Writes the search's progress to the database as it happens."""
+
+    CANCEL_CHECK_S = 1.0
+
+    def __init__(self, controller: Controller, job_id: str) -> None:
+        self.c = controller
+        self.job_id = job_id
+        self._last_check = 0.0
+        self._cancel = False
+
+    def _session(self) -> Any:
+        return session_scope(self.c.factory)
+
+    def on_search_start(self, spec: Any, data: Any, families: list[str]) -> None:
+        with self._session() as s:
+            EventRepository(s).add(
+                self.job_id,
+                "info",
+                f"searching {data.dataset.name} ({data.task}) over {', '.join(families)}",
+                data=data.summary(),
+            )
+
+    def on_iteration_start(self, iteration: int, specs: list[Any]) -> None:
+        with self._session() as s:
+            job = s.get(Job, self.job_id)
+            assert job is not None
+            for spec in specs:
+                s.add(
+                    Candidate(
+                        job_id=self.job_id,
+                        iteration=iteration,
+                        name=spec.name,
+                        origin=spec.origin,
+                        hparams=spec.hparams,
+                        seed=spec.seed,
+                        state=CandidateState.pending,
+                    )
+                )
+            job.current_iteration = iteration
+            job.candidates_total += len(specs)
+            EventRepository(s).add(
+                self.job_id, "info", f"iteration {iteration} started with {len(specs)} candidates"
+            )
+
+    def on_candidate_start(self, spec: Any) -> None:
+        with self._session() as s:
+            row = CandidateRepository(s).get(self.job_id, spec.name)
+            if row is not None:
+                row.state = CandidateState.running
+
+    def on_candidate_result(self, result: Any) -> None:
+        if result.ok:
+            path = self.c.store.weights_file(self.job_id, result.spec.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.stem + ".part.npz")
+            np.savez(tmp, *result.weights)
+            tmp.replace(path)
+
+    def on_candidate_end(self, record: Any) -> None:
+        with self._session() as s:
+            row = CandidateRepository(s).get(self.job_id, record.name)
+            assert row is not None
+            _fill(row, record)
+            if record.state != "failed":
+                row.weights_path = self.c.store.relative(
+                    self.c.store.weights_file(self.job_id, record.name)
+                )
+            row.finished_at = utcnow()
+            job = s.get(Job, self.job_id)
+            assert job is not None
+            job.candidates_done += 1
+            if record.state == "failed":
+                last = (record.error or "").strip().splitlines()[-1:] or ["unknown error"]
+                EventRepository(s).add(
+                    self.job_id,
+                    "error",
+                    f"candidate {record.name} failed: {last[0]}",
+                    candidate=record.name,
+                )
+        if self.c.metrics is not None:
+            self.c.metrics.candidates.labels(record.state).inc()
+            self.c.metrics.candidate_seconds.observe(record.duration_s)
+
+    def on_ensemble_chosen(self, record: Any, ensemble: Any) -> None:
+        with self._session() as s:
+            for c in record.candidates:  # final values: the ones told to the sampler
+                row = CandidateRepository(s).get(self.job_id, c.name)
+                if row is not None:
+                    _fill(row, c)
+            s.add(
+                Iteration(
+                    job_id=self.job_id,
+                    iteration=record.iteration,
+                    previous_objective=record.previous_objective,
+                    best_objective=record.best_objective,
+                    chosen=record.chosen,
+                    improved=record.improved,
+                    ensemble={
+                        "members": [m.name for m in ensemble.members],
+                        "mixture_weights": np.asarray(ensemble.fit.weights).tolist(),
+                        "objective": ensemble.fit.objective,
+                        "loss": ensemble.fit.loss,
+                        "complexity": ensemble.fit.complexity,
+                        "params": ensemble.params,
+                    },
+                    ensembles=[e.to_dict() for e in record.ensembles],
+                    duration_s=record.duration_s,
+                )
+            )
+            job = s.get(Job, self.job_id)
+            assert job is not None
+            job.best_objective = ensemble.fit.objective
+            verdict = (
+                f"iteration {record.iteration}: chose {record.chosen} "
+                f"(F {record.previous_objective:.4f} → {record.best_objective:.4f})"
+                if record.chosen
+                else f"iteration {record.iteration}: no candidate beat the previous ensemble"
+            )
+            EventRepository(s).add(self.job_id, "info", verdict)
+        keep = {m.name for m in ensemble.members}
+        for c in record.candidates:  # only members' weights are needed to resume
+            if c.name not in keep:
+                self.c.store.weights_file(self.job_id, c.name).unlink(missing_ok=True)
+
+    def should_stop(self) -> bool:
+        if self.c.stopping:
+            return True
+        now = time.monotonic()
+        if now - self._last_check >= self.CANCEL_CHECK_S:
+            self._last_check = now
+            with self._session() as s:
+                job = s.get(Job, self.job_id)
+                self._cancel = job is None or job.cancel_requested
+        return self._cancel
+
+
+def _fill(row: Candidate, record: Any) -> None:
+    row.state = record.state
+    row.depth = record.depth or None
+    row.params = record.params or None
+    row.loss = record.loss
+    row.complexity = record.complexity
+    row.objective = record.objective
+    row.metrics = dict(record.metrics)
+    row.own_metrics = dict(record.own_metrics)
+    row.chosen = bool(record.chosen)
+    row.node = record.node or None
+    row.epochs_run = record.epochs_run
+    row.duration_s = record.duration_s
+    row.train_s = record.train_s
+    row.error = record.error

@@ -1,0 +1,116 @@
+"""The FastAPI application: API + controller in one process (``automl serve``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.artifacts import ArtifactStore
+from api.auth import any_key_exists, create_api_key
+from api.controller import Controller
+from api.db import make_engine, make_session_factory, session_scope
+from api.deps import AppState
+from api.errors import APIError, UnauthorizedError
+from api.metrics import Metrics
+from api.migrate import upgrade
+from api.repositories import JobRepository
+from api.routes import datasets, health, jobs
+from api.settings import Settings
+
+log = logging.getLogger("automl.api")
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "form"):
+        parts = parts[1:] if parts[0] == "body" else parts
+    return ".".join(parts) or "(request)"
+
+
+def create_app(settings: Settings | None = None, announce: bool = False) -> FastAPI:
+    """Build the app. ``announce`` prints the first-start API key and an example request."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        before, after = upgrade(engine)
+        if before != after:
+            log.warning("database schema upgraded from %s to %s", before, after)
+        factory = make_session_factory(engine)
+        store = ArtifactStore(settings.artifact_dir)
+        store.root.mkdir(parents=True, exist_ok=True)
+
+        def job_counts() -> dict[str, int]:
+            with session_scope(factory) as s:
+                return JobRepository(s).counts_by_state()
+
+        metrics = Metrics(job_counts)
+        app.state.automl = AppState(settings, factory, store, metrics)
+        with session_scope(factory) as s:
+            first_key = None if any_key_exists(s) else create_api_key(s, "local")
+        if first_key and announce:
+            base = f"http://{settings.host}:{settings.port}"
+            print(
+                "\nautoml: created the first API key (owner 'local'); it is shown only once:\n\n"
+                f"    {first_key}\n\nSubmit a search of the digits dataset:\n\n"
+                f"    curl -s -X POST {base}/api/v1/jobs \\\n"
+                f"      -H 'Authorization: Bearer {first_key}' \\\n"
+                "      -H 'Content-Type: application/json' \\\n"
+                '      -d \'{"dataset": "digits", "spec": {"max_iterations": 3}}\'\n\n'
+                f"API docs: {base}/docs\n",
+                flush=True,
+            )
+        if settings.executor == "ray":
+            from workers.ray_executor import ensure_ray
+
+            ensure_ray(settings.ray_address, settings.ray_num_cpus)
+        controller = Controller(settings, factory, store, metrics)
+        app.state.controller = controller
+        if settings.run_controller:
+            controller.start()
+        try:
+            yield
+        finally:
+            controller.stop()
+            if settings.executor == "ray":
+                from workers.ray_executor import shutdown_ray
+
+                shutdown_ray()
+            engine.dispose()
+
+    app = FastAPI(
+        title="automl",
+        version="0.1.0",
+        description="AdaNet-style neural architecture search as a service.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(APIError)
+    async def _api_error(_request: Request, exc: APIError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            msg = str(err.get("msg", "")).removeprefix("Value error, ")
+            if err.get("type") == "extra_forbidden":
+                msg = "is not a field of this request"
+            errors.append({"field": _field_path(tuple(err.get("loc", ()))), "message": msg})
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return JSONResponse(
+            {"detail": f"invalid request: {summary}", "errors": errors}, status_code=422
+        )
+
+    app.include_router(datasets.router)
+    app.include_router(jobs.router)
+    app.include_router(health.router)
+    return app

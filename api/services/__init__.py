@@ -1,0 +1,1 @@
+"""Business rules between the routes and the repositories."""

@@ -1,0 +1,111 @@
+"""Dataset uploads: checked with the engine's data checks; a rejected upload stores nothing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from api.artifacts import ArtifactStore
+from api.errors import ConflictError, NotFoundError, PayloadTooLargeError, UnprocessableError
+from api.models import Dataset, new_id
+from api.repositories import DatasetRepository
+from automl.data import load_csv, load_npz
+from automl.errors import DataError
+
+
+class DatasetService:
+    def __init__(self, session: Session, store: ArtifactStore, max_bytes: int) -> None:
+        self.repo = DatasetRepository(session)
+        self.store = store
+        self.max_bytes = max_bytes
+
+    def upload(
+        self,
+        owner: str,
+        filename: str,
+        content: bytes,
+        label: str | None,
+        task: str | None,
+        name: str | None,
+    ) -> Dataset:
+        if len(content) > self.max_bytes:
+            raise PayloadTooLargeError(
+                f"the file is {len(content) / 1e6:.1f} MB; uploads are limited to "
+                f"{self.max_bytes / 1e6:.1f} MB (AUTOML_MAX_UPLOAD_MB)",
+                field="file",
+            )
+        lower = filename.lower()
+        fmt = "npz" if lower.endswith(".npz") else "csv" if lower.endswith(".csv") else None
+        if fmt is None:
+            raise UnprocessableError(
+                f"file {filename!r} is neither .csv nor .npz; upload a CSV with a header row "
+                "or an NPZ with arrays x and y",
+                field="file",
+            )
+        if fmt == "csv" and not label:
+            raise UnprocessableError(
+                "a CSV upload needs 'label', the name of its label column", field="label"
+            )
+        if task not in (None, "classification", "regression"):
+            raise UnprocessableError(
+                f"task must be classification or regression, not {task!r}", field="task"
+            )
+        try:
+            ds = (
+                load_csv(content, label=str(label), task=task)  # type: ignore[arg-type]
+                if fmt == "csv"
+                else load_npz(content, task=task)  # type: ignore[arg-type]
+            )
+        except DataError as exc:
+            raise UnprocessableError(str(exc), field="file") from None
+        dataset_id = new_id()
+        path = self.store.dataset_file(dataset_id, fmt)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+        try:
+            row = Dataset(
+                id=dataset_id,
+                owner=owner,
+                name=(name or os.path.splitext(os.path.basename(filename))[0])[:200],
+                format=fmt,
+                label=label if fmt == "csv" else None,
+                task=ds.task,
+                rows=ds.n_rows,
+                features=ds.n_features,
+                class_counts=ds.class_counts(),
+                input_shape=list(ds.input_shape) if ds.input_shape else None,
+                fingerprint=ds.fingerprint(),
+                size_bytes=len(content),
+                path=self.store.relative(path),
+            )
+            self.repo.add(row)
+        except BaseException:
+            path.unlink(missing_ok=True)  # the row did not make it: neither does the file
+            raise
+        return row
+
+    def get(self, owner: str, dataset_id: str) -> Dataset:
+        row = self.repo.get(owner, dataset_id)
+        if row is None:
+            raise NotFoundError(f"dataset {dataset_id!r} not found")
+        return row
+
+    def list(self, owner: str, limit: int, offset: int) -> tuple[Sequence[Dataset], int]:
+        return self.repo.list(owner, limit, offset)
+
+    def delete(self, owner: str, dataset_id: str) -> None:
+        row = self.get(owner, dataset_id)
+        active = self.repo.in_use(row.id)
+        if active:
+            raise ConflictError(
+                f"dataset {dataset_id!r} is used by {active} queued or running job(s); "
+                "cancel or delete them first"
+            )
+        path = self.store.absolute(row.path)
+        self.repo.delete(row)
+        self.repo.s.flush()
+        path.unlink(missing_ok=True)

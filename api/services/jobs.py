@@ -1,0 +1,156 @@
+"""Job rules: creation checks, state transitions for cancel/resume/delete."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from api.artifacts import ArtifactStore
+from api.errors import ConflictError, NotFoundError, UnprocessableError
+from api.models import Job, JobState, utcnow
+from api.repositories import DatasetRepository, EventRepository, JobRepository
+from api.schemas import JobCreate, JobPublic, Progress
+from automl.data import builtin_kind
+from automl.errors import SpecError, UnknownDatasetError
+
+
+def _kind_of_shape(shape: list[int] | None) -> str:
+    if shape and len(shape) == 3:
+        return "image"
+    if shape and len(shape) == 2:
+        return "sequence"
+    return "table"
+
+
+class JobService:
+    def __init__(self, session: Session, store: ArtifactStore, default_executor: str) -> None:
+        self.s = session
+        self.repo = JobRepository(session)
+        self.datasets = DatasetRepository(session)
+        self.events = EventRepository(session)
+        self.store = store
+        self.default_executor = default_executor
+
+    def create(self, owner: str, body: JobCreate) -> Job:
+        if body.dataset is not None:
+            try:
+                kind = builtin_kind(body.dataset)
+            except UnknownDatasetError as exc:
+                raise UnprocessableError(str(exc), field="dataset") from None
+        else:
+            assert body.dataset_id is not None
+            ds = self.datasets.get(owner, body.dataset_id)
+            if ds is None:
+                raise NotFoundError(f"dataset {body.dataset_id!r} not found", field="dataset_id")
+            kind = _kind_of_shape(ds.input_shape)
+        try:
+            body.spec.resolve_families(kind)
+        except SpecError as exc:
+            raise UnprocessableError(str(exc), field="spec.families") from None
+        job = Job(
+            owner=owner,
+            dataset_id=body.dataset_id,
+            builtin_dataset=body.dataset,
+            spec=body.spec.to_dict(),
+            executor=body.executor or self.default_executor,
+            state=JobState.queued,
+        )
+        self.repo.add(job)
+        self.events.add(job.id, "state", "job queued", state="queued")
+        return job
+
+    def get(self, owner: str, job_id: str) -> Job:
+        job = self.repo.get(owner, job_id)
+        if job is None:
+            raise NotFoundError(f"job {job_id!r} not found")
+        return job
+
+    def list(
+        self, owner: str, state: str | None, limit: int, offset: int
+    ) -> tuple[Sequence[Job], int]:
+        if state is not None and state not in JobState.__members__:
+            raise UnprocessableError(
+                f"state must be one of {', '.join(JobState.__members__)}, not {state!r}",
+                field="state",
+            )
+        return self.repo.list(owner, state, limit, offset)
+
+    def cancel(self, owner: str, job_id: str) -> Job:
+        job = self.get(owner, job_id)
+        state = JobState(job.state)
+        if state.is_finished():
+            raise ConflictError(f"job {job_id!r} is already {job.state}; nothing to cancel")
+        if state == JobState.queued:
+            job.state = JobState.cancelled
+            job.finished_at = utcnow()
+            self.events.add(job.id, "state", "job cancelled before it started", state="cancelled")
+        else:
+            job.cancel_requested = True  # the controller stops it at the next check
+            self.events.add(job.id, "info", "cancellation requested")
+        return job
+
+    def resume(self, owner: str, job_id: str) -> Job:
+        job = self.get(owner, job_id)
+        if job.state not in (JobState.failed, JobState.cancelled):
+            raise ConflictError(
+                f"job {job_id!r} is {job.state}; only a failed or cancelled job can be resumed"
+            )
+        job.state = JobState.queued
+        job.cancel_requested = False
+        job.error = None
+        job.finished_at = None
+        self.events.add(
+            job.id,
+            "state",
+            "job queued again: it continues from its last completed iteration",
+            state="queued",
+        )
+        return job
+
+    def delete(self, owner: str, job_id: str) -> None:
+        job = self.get(owner, job_id)
+        if job.state in (JobState.running, JobState.evaluating):
+            raise ConflictError(f"job {job_id!r} is {job.state}; cancel it before deleting it")
+        self.s.delete(job)
+        self.s.flush()
+        self.store.remove_job(job.id)
+
+
+def job_public(job: Job) -> JobPublic:
+    spec = job.spec or {}
+    end = job.finished_at or (utcnow() if job.started_at else None)
+    elapsed = None
+    if job.started_at and end:
+        elapsed = (_aware(end) - _aware(job.started_at)).total_seconds()
+    return JobPublic(
+        id=job.id,
+        state=job.state,
+        dataset_id=job.dataset_id,
+        dataset=job.builtin_dataset,
+        spec=spec,
+        executor=job.executor,
+        progress=Progress(
+            iteration=job.current_iteration,
+            max_iterations=int(spec.get("max_iterations", 0)),
+            candidates_done=job.candidates_done,
+            candidates_total=job.candidates_total,
+            best_objective=job.best_objective,
+        ),
+        stop_reason=job.stop_reason,
+        error=job.error,
+        cancel_requested=job.cancel_requested,
+        attempts=job.attempts,
+        result=job.result,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        elapsed_s=elapsed,
+    )
+
+
+def _aware(dt: datetime) -> datetime:
+    from datetime import UTC
+
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

@@ -1,0 +1,219 @@
+"""Real services for integration tests: SQLite files, a PostgreSQL database per module, and
+`automl serve` running in a subprocess with a real local Ray."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "AUTOML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _postgres_available() -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL.replace("+psycopg", ""), connect_timeout=3):
+            return None
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> str:
+    """PostgreSQL must be there: its tests fail rather than skip, unless a person opts out."""
+    problem = _postgres_available()
+    if problem:
+        if os.environ.get("AUTOML_TEST_SKIP_POSTGRES") == "1":
+            pytest.skip(f"PostgreSQL unreachable and AUTOML_TEST_SKIP_POSTGRES=1: {problem}")
+        pytest.fail(
+            f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable ({problem}); start it "
+            "(pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) or set "
+            "AUTOML_TEST_POSTGRES_URL; AUTOML_TEST_SKIP_POSTGRES=1 skips these tests explicitly"
+        )
+    return POSTGRES_ADMIN_URL
+
+
+def make_postgres_db(admin_url: str) -> tuple[str, str]:
+    import psycopg
+
+    name = f"automl_t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + f"/{name}", name
+
+
+def drop_postgres_db(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of the backend in ``request.param``."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'automl.db'}"
+        return
+    admin = request.getfixturevalue("postgres_admin")
+    url, name = make_postgres_db(admin)
+    try:
+        yield url
+    finally:
+        drop_postgres_db(admin, name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """`automl serve` in its own process group, so a test can kill -9 it and everything it
+    started (Ray's daemons included) — never anything else."""
+
+    db_url: str
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[str] | None = None
+    log_path: Path | None = None
+    first_key: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return dict(
+            os.environ,
+            AUTOML_DATABASE_URL=self.db_url,
+            AUTOML_ARTIFACT_DIR=str(self.workdir / "artifacts"),
+            AUTOML_PORT=str(self.port),
+            AUTOML_RAY_NUM_CPUS="2",
+            AUTOML_POLL_INTERVAL_S="0.2",
+            TF_CPP_MIN_LOG_LEVEL="3",
+            RAY_USAGE_STATS_ENABLED="0",
+            PYTHONUNBUFFERED="1",
+            **self.extra_env,
+        )
+
+    def start(self, timeout: float = 120) -> Server:
+        n = len(list(self.workdir.glob("server-*.log")))
+        self.log_path = self.workdir / f"server-{n}.log"
+        log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "automl.cli", "serve"],
+            cwd=self.workdir,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            self.kill()
+            raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+        match = re.search(r"(aml_[A-Za-z0-9_-]+)", self.log())
+        if match and self.first_key is None:
+            self.first_key = match.group(1)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path else ""
+
+    def kill(self) -> None:
+        """SIGKILL the server and its process group (what a crash leaves, cleaned up)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key or self.first_key}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def create_key(self, owner: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "automl.cli", "apikey", "create", "--owner", owner],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A running service per backend, shared by a module's tests."""
+    workdir = tmp_path_factory.mktemp(f"srv-{request.param}")
+    name = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{workdir / 'automl.db'}"
+    else:
+        admin = request.getfixturevalue("postgres_admin")
+        url, name = make_postgres_db(admin)
+    srv = Server(url, workdir).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        if name:
+            drop_postgres_db(POSTGRES_ADMIN_URL, name)
+
+
+def wait_for(client: httpx.Client, job_id: str, states: set[str], timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} stayed {job.get('state')} (wanted {states}): {job}")

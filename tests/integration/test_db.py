@@ -1,0 +1,93 @@
+"""Migrations and the database layer on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, select, text
+
+from api.db import make_engine, make_session_factory, session_scope
+from api.errors import SchemaTooNewError
+from api.migrate import current_revision, head_revision, upgrade
+from api.models import Base, Event, Job
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+
+
+def test_an_empty_database_upgrades_to_head(db_url: str) -> None:
+    engine = make_engine(db_url)
+    assert current_revision(engine) is None
+    before, after = upgrade(engine)
+    assert before is None and after == head_revision(db_url)
+    tables = set(inspect(engine).get_table_names())
+    assert {"api_keys", "datasets", "jobs", "iterations", "candidates", "events"} <= tables
+    assert upgrade(engine) == (after, after)  # idempotent
+
+
+def test_models_and_migrations_agree(db_url: str) -> None:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
+    assert diff == [], f"the models differ from the migrations; add a revision: {diff}"
+
+
+def test_a_schema_newer_than_the_code_is_refused(db_url: str) -> None:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed0042'"))
+    with pytest.raises(SchemaTooNewError, match="revision 'f00dfeed0042', which this version"):
+        upgrade(engine)
+    proc = subprocess.run(
+        [sys.executable, "-m", "automl.cli", "db", "upgrade"],
+        env={"AUTOML_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "upgraded by a newer automl" in proc.stderr
+
+
+def test_readers_and_a_writer_at_once_never_see_a_locked_database(db_url: str) -> None:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as s:
+        s.add(Job(id="a" * 32, owner="o", builtin_dataset="digits", spec={}))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        try:
+            for i in range(300):
+                with session_scope(factory) as s:
+                    s.add(Event(job_id="a" * 32, kind="info", message=f"m{i}"))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                with session_scope(factory) as s:
+                    s.scalars(select(Event).where(Event.job_id == "a" * 32)).all()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    with session_scope(factory) as s:
+        assert len(s.scalars(select(Event)).all()) == 300

@@ -1,0 +1,36 @@
+"""The warm worker: TensorFlow is imported once per actor process, then it trains candidate after
+candidate."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import ray
+
+from automl.training import CandidateResult, CandidateSpec, TrainingData, train_candidate
+
+
+@ray.remote
+class CandidateWorker:
+    def __init__(self, threads: int) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        started = time.perf_counter()
+        import tensorflow as tf
+
+        # Ray gives this actor `threads` CPUs: keep TensorFlow's pools to that many so that
+        # several actors on one node do not oversubscribe its cores.
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, threads))
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+        import keras  # noqa: F401 - warm the import
+
+        self.import_s = time.perf_counter() - started
+        self.trained = 0
+
+    def train(self, spec: dict[str, Any], data: TrainingData) -> CandidateResult:
+        self.trained += 1
+        return train_candidate(CandidateSpec.from_dict(spec), data)
+
+    def info(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "import_s": self.import_s, "trained": self.trained}
