@@ -15,14 +15,18 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The main job on embedded defaults: a demo search on digits with progress and a result table.
-run: demo
+# The service on embedded defaults (SQLite file + local Ray) at http://127.0.0.1:8000; it prints
+# the first API key and a curl that submits a digits job.
+run: $(STAMP)
+	$(BIN)/automl serve
+
+# A search from the command line: digits with progress bars and a result table.
 demo: $(STAMP)
 	$(BIN)/automl search --dataset digits --out runs/demo-digits --overwrite
 
 lint: $(STAMP)
-	$(BIN)/ruff check automl tests benchmarks
-	$(BIN)/ruff format --check automl tests benchmarks
+	$(BIN)/ruff check automl api workers migrations tests benchmarks
+	$(BIN)/ruff format --check automl api workers migrations tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

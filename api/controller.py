@@ -74,21 +74,37 @@ class Controller:
         """Requeue jobs a dead process left running, dropping their unfinished iteration."""
         with session_scope(self.factory) as s:
             for job in JobRepository(s).in_states([JobState.running, JobState.evaluating]):
-                completed = IterationRepository(s).completed_count(job.id)
-                dropped = CandidateRepository(s).delete_from_iteration(job.id, completed)
-                for c in dropped:
-                    self.store.weights_file(job.id, c.name).unlink(missing_ok=True)
-                remaining = len(CandidateRepository(s).all_for_iterations(job.id, completed))
+                completed, dropped = self._discard_partial_iteration(s, job)
                 job.state = JobState.queued
-                job.candidates_done = job.candidates_total = remaining
-                job.current_iteration = completed - 1 if completed else None
                 EventRepository(s).add(
                     job.id,
                     "state",
                     f"the service stopped while this job ran; it continues from iteration "
-                    f"{completed} ({len(dropped)} unfinished candidate(s) will be trained again)",
+                    f"{completed} ({dropped} unfinished candidate(s) will be trained again)",
                     state="queued",
                 )
+
+    def _discard_partial_iteration(self, s: Session, job: Job) -> tuple[int, int]:
+        """Delete the candidates of the iteration that never completed: the engine proposes
+        the same ones again and trains them, so each candidate ends up recorded once."""
+        completed = IterationRepository(s).completed_count(job.id)
+        dropped = CandidateRepository(s).delete_from_iteration(job.id, completed)
+        for c in dropped:
+            self.store.weights_file(job.id, c.name).unlink(missing_ok=True)
+        remaining = len(CandidateRepository(s).all_for_iterations(job.id, completed))
+        job.candidates_done = job.candidates_total = remaining
+        job.current_iteration = completed - 1 if completed else None
+        return completed, len(dropped)
+
+    def _close_unfinished(self, job_id: str, reason: str) -> None:
+        """A job that ends early leaves no candidate pending or running."""
+        with session_scope(self.factory) as s:
+            rows, _ = CandidateRepository(s).list(job_id, limit=10_000)
+            for row in rows:
+                if row.state in (CandidateState.pending, CandidateState.running):
+                    row.state = CandidateState.failed
+                    row.error = f"not finished: {reason}"
+                    row.finished_at = utcnow()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -134,6 +150,9 @@ class Controller:
         try:
             self._run_job(job_id)
         except SearchCancelledError:
+            self._close_unfinished(
+                job_id, "the service stopped" if self.stopping else "the job was cancelled"
+            )
             if self.stopping:
                 self._set_state(
                     job_id,
@@ -144,9 +163,11 @@ class Controller:
             else:
                 self._set_state(job_id, JobState.cancelled, "job cancelled")
         except AutoMLError as exc:
+            self._close_unfinished(job_id, "the job failed")
             self._set_state(job_id, JobState.failed, f"job failed: {exc}", error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not the controller
             log.exception("job %s crashed", job_id)
+            self._close_unfinished(job_id, "the job failed")
             self._set_state(
                 job_id,
                 JobState.failed,
@@ -194,6 +215,17 @@ class Controller:
         from automl.search import AdaNetSearch
 
         spec, dataset, executor_name = self._load(job_id)
+        with session_scope(self.factory) as s:
+            job = s.get(Job, job_id)
+            assert job is not None
+            completed, dropped = self._discard_partial_iteration(s, job)
+            if dropped:
+                EventRepository(s).add(
+                    job_id,
+                    "info",
+                    f"continuing from iteration {completed}: {dropped} candidate(s) of the "
+                    "unfinished iteration will be trained again",
+                )
         data = prepare(
             dataset,
             test_fraction=spec.test_fraction,

@@ -101,7 +101,7 @@ class JobRepository:
                 return job
         return None
 
-    def in_states(self, states: list[str]) -> Sequence[Job]:
+    def in_states(self, states: Sequence[str]) -> Sequence[Job]:
         return self.s.scalars(select(Job).where(Job.state.in_(states))).all()
 
     def counts_by_state(self) -> dict[str, int]:
@@ -165,7 +165,7 @@ class CandidateRepository:
             .order_by(Candidate.iteration, Candidate.name)
         ).all()
 
-    def delete_from_iteration(self, job_id: str, iteration: int) -> list[Candidate]:
+    def delete_from_iteration(self, job_id: str, iteration: int) -> Sequence[Candidate]:
         """Remove the candidates of an iteration that never completed (they are rerun)."""
         doomed = list(
             self.s.scalars(

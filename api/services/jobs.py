@@ -73,7 +73,7 @@ class JobService:
         if state is not None and state not in JobState.__members__:
             raise UnprocessableError(
                 f"state must be one of {', '.join(JobState.__members__)}, not {state!r}",
-                field="state",
+                field="query.state",
             )
         return self.repo.list(owner, state, limit, offset)
 

@@ -39,8 +39,9 @@ def check_labels(y: np.ndarray, task: Task) -> None:
                 f"the label in row {row + 1} is {float(y[row])}; regression targets must be finite"
             )
     elif np.unique(y).size < 2:
+        first = y[0].item() if isinstance(y[0], np.generic) else y[0]
         raise SingleClassError(
-            f"every row has the same label ({y[0]!r}); classification needs at least two classes"
+            f"every row has the same label ({first!r}); classification needs at least two classes"
         )
 
 

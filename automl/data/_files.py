@@ -45,8 +45,8 @@ def _finish(
     check_features(x, feature_names)
     resolved: Task = task or detect_task(y_raw)
     if resolved == "classification":
+        check_labels(y_raw, resolved)  # before encoding, so the message shows the user's label
         y, label_names = encode_labels(y_raw)
-        check_labels(y, resolved)
         return Dataset(name, x, y, resolved, feature_names, label_names, input_shape, source)
     try:
         y_float = y_raw.astype(np.float32)

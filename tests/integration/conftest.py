@@ -110,6 +110,7 @@ class Server:
             AUTOML_PORT=str(self.port),
             AUTOML_RAY_NUM_CPUS="2",
             AUTOML_POLL_INTERVAL_S="0.2",
+            AUTOML_MAX_UPLOAD_MB="1",
             TF_CPP_MIN_LOG_LEVEL="3",
             RAY_USAGE_STATS_ENABLED="0",
             PYTHONUNBUFFERED="1",

@@ -1,0 +1,354 @@
+"""The REST API over a real server (uvicorn in a subprocess, real local Ray), on SQLite and
+PostgreSQL: auth, owner isolation, every bad input, and jobs from submission to result."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from tests.integration.conftest import Server, wait_for
+
+TINY = {"max_iterations": 2, "candidates_per_iteration": 2, "epochs": 2, "batch_size": [64]}
+
+
+def csv_bytes(rows: int = 60, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3))
+    y = np.where(x[:, 0] > 0, "up", "down")
+    lines = ["a,b,c,direction"] + [f"{r[0]},{r[1]},{r[2]},{t}" for r, t in zip(x, y, strict=True)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def counts(server: Server) -> tuple[int, int]:
+    with server.client() as c:
+        return c.get("/api/v1/datasets").json()["count"], c.get("/api/v1/jobs").json()["count"]
+
+
+# ---- health, metrics, docs --------------------------------------------------------------------
+def test_health_metrics_and_docs(server: Server) -> None:
+    with server.client() as c:
+        health = c.get("/healthz")
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "database": "ok", "ray": "ok"}
+        metrics = c.get("/metrics").text
+        assert 'automl_jobs{state="queued"}' in metrics
+        assert c.get("/docs").status_code == 200
+        paths = c.get("/openapi.json").json()["paths"]
+        assert "/api/v1/jobs/{job_id}/candidates" in paths
+
+
+# ---- auth ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "missing Authorization header"),
+        ("Bearer aml_not-a-real-key", "unknown or revoked API key"),
+        ("Basic dXNlcjpwYXNz", "must be 'Bearer <key>'"),
+        ("Bearer", "must be 'Bearer <key>'"),
+    ],
+)
+def test_missing_or_wrong_key_is_401(server: Server, header: str | None, message: str) -> None:
+    import httpx
+
+    headers = {"Authorization": header} if header is not None else {}
+    for path in ("/api/v1/jobs", "/api/v1/datasets"):
+        r = httpx.get(server.url + path, headers=headers)
+        assert r.status_code == 401 and message in r.json()["detail"]
+        assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_an_owner_never_sees_or_touches_another_owners_objects(server: Server) -> None:
+    alice, bob = server.create_key("alice"), server.create_key("bob")
+    with server.client(alice) as a, server.client(bob) as b:
+        ds = a.post(
+            "/api/v1/datasets",
+            files={"file": ("mine.csv", csv_bytes(), "text/csv")},
+            data={"label": "direction"},
+        ).json()
+        job = a.post("/api/v1/jobs", json={"dataset": "iris", "spec": TINY}).json()
+        for method, path in [
+            ("GET", f"/api/v1/datasets/{ds['id']}"),
+            ("DELETE", f"/api/v1/datasets/{ds['id']}"),
+            ("GET", f"/api/v1/jobs/{job['id']}"),
+            ("POST", f"/api/v1/jobs/{job['id']}/cancel"),
+            ("POST", f"/api/v1/jobs/{job['id']}/resume"),
+            ("DELETE", f"/api/v1/jobs/{job['id']}"),
+            ("GET", f"/api/v1/jobs/{job['id']}/candidates"),
+            ("GET", f"/api/v1/jobs/{job['id']}/iterations"),
+            ("GET", f"/api/v1/jobs/{job['id']}/events"),
+        ]:
+            r = b.request(method, path)
+            assert r.status_code == 404, (method, path, r.text)
+        assert b.get("/api/v1/jobs").json()["count"] == 0
+        assert b.get("/api/v1/datasets").json()["count"] == 0
+        # bob cannot run a job on alice's dataset either
+        r = b.post("/api/v1/jobs", json={"dataset_id": ds["id"], "spec": TINY})
+        assert r.status_code == 404
+        assert a.get(f"/api/v1/jobs/{job['id']}").status_code == 200
+        wait_for(a, job["id"], {"succeeded", "failed"})
+
+
+# ---- datasets -----------------------------------------------------------------------------------
+def test_upload_get_list_and_delete_a_dataset(server: Server) -> None:
+    with server.client() as c:
+        r = c.post(
+            "/api/v1/datasets",
+            files={"file": ("moves.csv", csv_bytes(80), "text/csv")},
+            data={"label": "direction", "name": "moves"},
+        )
+        assert r.status_code == 201, r.text
+        ds = r.json()
+        assert (ds["name"], ds["task"], ds["rows"], ds["features"]) == (
+            "moves",
+            "classification",
+            80,
+            3,
+        )
+        assert sum(ds["class_counts"].values()) == 80 and set(ds["class_counts"]) == {"up", "down"}
+        assert c.get(f"/api/v1/datasets/{ds['id']}").json() == ds
+        assert ds["id"] in [d["id"] for d in c.get("/api/v1/datasets").json()["data"]]
+        buf = io.BytesIO()
+        np.savez(buf, x=np.random.rand(40, 8, 1), y=np.arange(40) % 2)
+        npz = c.post("/api/v1/datasets", files={"file": ("seq.npz", buf.getvalue())}).json()
+        assert npz["input_shape"] == [8, 1] and npz["label"] is None
+        assert c.delete(f"/api/v1/datasets/{ds['id']}").status_code == 204
+        assert c.get(f"/api/v1/datasets/{ds['id']}").status_code == 404
+        assert c.delete(f"/api/v1/datasets/{npz['id']}").status_code == 204
+
+
+def _pickled_npz() -> bytes:
+    buf = io.BytesIO()
+    ragged = np.empty(2, dtype=object)
+    ragged[:] = [np.zeros(2), np.zeros(3)]
+    np.savez(buf, x=ragged, y=np.array([0, 1]))
+    return buf.getvalue()
+
+
+BAD_UPLOADS = [
+    ({"file": ("d.txt", b"a,b\n1,2\n")}, {}, 422, "file", "neither .csv nor .npz"),
+    ({"file": ("d.csv", csv_bytes())}, {}, 422, "label", "needs 'label'"),
+    ({"file": ("d.csv", csv_bytes())}, {"label": "nope"}, 422, "file", "label column 'nope'"),
+    ({"file": ("d.csv", b"a,y\n1,x\n2\n")}, {"label": "y"}, 422, "file", "CSV line 3 has 1"),
+    ({"file": ("d.csv", b"a,y\n1,x\nz,y\n")}, {"label": "y"}, 422, "file", "not a number"),
+    ({"file": ("d.csv", b"a,y\nnan,x\n1,y\n")}, {"label": "y"}, 422, "file", "NaN or infinite"),
+    ({"file": ("d.csv", b"a,y\n1,x\n2,x\n")}, {"label": "y"}, 422, "file", "two classes"),
+    ({"file": ("d.csv", b"")}, {"label": "y"}, 422, "file", "empty"),
+    ({"file": ("d.npz", b"PK\x03\x04junk")}, {}, 422, "file", "not an NPZ archive"),
+    ({"file": ("d.npz", _pickled_npz())}, {}, 422, "file", "pickles are never loaded"),
+    (
+        {"file": ("d.csv", csv_bytes())},
+        {"label": "direction", "task": "ranking"},
+        422,
+        "task",
+        "classification or regression",
+    ),
+    ({}, {"label": "y"}, 422, "file", "Field required"),
+    (
+        {"file": ("big.csv", b"a,y\n" + b"1,x\n" * 400_000)},
+        {"label": "y"},
+        413,
+        "file",
+        "upload limit",
+    ),
+]
+
+
+@pytest.mark.parametrize(("files", "data", "status", "field", "message"), BAD_UPLOADS)
+def test_each_bad_upload_gets_its_4xx_and_stores_nothing(
+    server: Server, files: dict, data: dict, status: int, field: str, message: str
+) -> None:
+    before = counts(server)
+    stored = sorted((server.workdir / "artifacts" / "datasets").glob("*"))
+    with server.client() as c:
+        r = c.post("/api/v1/datasets", files=files, data=data)
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert message in body["detail"]
+    assert field in [e["field"] for e in body["errors"]]
+    assert counts(server) == before
+    assert sorted((server.workdir / "artifacts" / "datasets").glob("*")) == stored
+
+
+# ---- jobs: bad input ----------------------------------------------------------------------------
+BAD_JOBS = [
+    ({"dataset": "cifar10"}, 422, "dataset", "unknown dataset 'cifar10'"),
+    ({}, 422, "(request)", "give exactly one of dataset_id"),
+    ({"dataset": "iris", "dataset_id": "0" * 32}, 422, "(request)", "exactly one"),
+    ({"dataset_id": "0" * 32}, 404, "dataset_id", "not found"),
+    ({"dataset": "iris", "spec": {"optimizers": ["lion"]}}, 422, "spec.optimizers.0", "'adam'"),
+    ({"dataset": "iris", "spec": {"epochs": 0}}, 422, "spec.epochs", "greater than or equal"),
+    ({"dataset": "iris", "spec": {"lambda": -1}}, 422, "spec.lambda", "greater than or equal"),
+    ({"dataset": "iris", "spec": {"families": ["conv2d"]}}, 422, "spec.families", "table data"),
+    (
+        {"dataset": "iris", "spec": {"dense": {"depth": {"low": 3, "high": 1}}}},
+        422,
+        "spec.dense.depth",
+        "must not exceed",
+    ),
+    ({"dataset": "iris", "spec": {"learning_rat": 1}}, 422, "spec.learning_rat", "not a"),
+    ({"dataset": "iris", "executor": "spark"}, 422, "executor", "'ray'"),
+    ({"dataset": "iris", "priority": 1}, 422, "priority", "not a field"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "field", "message"), BAD_JOBS)
+def test_each_bad_job_gets_its_4xx_with_the_field_path_and_stores_nothing(
+    server: Server, body: dict, status: int, field: str, message: str
+) -> None:
+    before = counts(server)
+    with server.client() as c:
+        r = c.post("/api/v1/jobs", json=body)
+    assert r.status_code == status, r.text
+    errors = r.json().get("errors", [])
+    assert any(e["field"] == field and message in e["message"] for e in errors), r.text
+    assert counts(server) == before
+
+
+def test_a_body_that_is_not_json_is_422(server: Server) -> None:
+    with server.client() as c:
+        r = c.post("/api/v1/jobs", content=b"{nope", headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "JSON" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("state=done", "query.state"), ("limit=0", "query.limit"), ("offset=-1", "query.offset")],
+)
+def test_bad_list_parameters_are_422(server: Server, query: str, field: str) -> None:
+    with server.client() as c:
+        r = c.get(f"/api/v1/jobs?{query}")
+    assert r.status_code == 422 and field in [e["field"] for e in r.json()["errors"]]
+
+
+# ---- jobs: from submission to result ------------------------------------------------------------
+def test_a_digits_job_runs_to_success_with_candidates_live(server: Server) -> None:
+    with server.client() as c:
+        r = c.post("/api/v1/jobs", json={"dataset": "digits", "spec": {**TINY, "seed": 4}})
+        assert r.status_code == 201, r.text
+        job = r.json()
+        assert job["state"] == "queued" and job["progress"]["max_iterations"] == 2
+        seen_states = set()
+        done = wait_for(c, job["id"], {"succeeded", "failed"})
+        seen_states.add(done["state"])
+        assert done["state"] == "succeeded", done["error"]
+        assert done["progress"]["candidates_done"] == done["progress"]["candidates_total"] >= 2
+        assert done["result"]["test_metrics"]["accuracy"] > 0.3
+        assert done["started_at"] and done["finished_at"] and done["elapsed_s"] > 0
+        cands = c.get(f"/api/v1/jobs/{job['id']}/candidates?sort=objective").json()
+        assert cands["count"] == done["progress"]["candidates_total"]
+        objectives = [x["objective"] for x in cands["data"]]
+        assert objectives == sorted(objectives)
+        for x in cands["data"]:
+            assert x["state"] == "completed" and x["node"] and x["duration_s"] > 0
+            assert x["objective"] == pytest.approx(x["loss"] + x["complexity"])
+            assert {"family", "optimizer", "learning_rate"} <= set(x["hparams"])
+        page = c.get(f"/api/v1/jobs/{job['id']}/candidates?limit=1&offset=1&sort=loss&order=desc")
+        assert page.json()["count"] == cands["count"] and len(page.json()["data"]) == 1
+        its = c.get(f"/api/v1/jobs/{job['id']}/iterations").json()
+        assert [i["iteration"] for i in its["data"]] == list(range(its["count"]))
+        events = [e["message"] for e in c.get(f"/api/v1/jobs/{job['id']}/events").json()["data"]]
+        assert events[0] == "job queued" and events[-1] == "job succeeded"
+        assert "job running" in events
+        listed = c.get("/api/v1/jobs?state=succeeded").json()
+        assert job["id"] in [j["id"] for j in listed["data"]]
+        assert all(j["state"] == "succeeded" for j in listed["data"])
+        metrics = c.get("/metrics").text
+        assert 'automl_candidates_trained_total{state="completed"}' in metrics
+        assert (server.workdir / "artifacts" / "jobs" / job["id"] / "model.keras").is_file()
+        # a finished job can be deleted, with its files
+        assert c.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 409
+        assert c.delete(f"/api/v1/jobs/{job['id']}").status_code == 204
+        assert c.get(f"/api/v1/jobs/{job['id']}").status_code == 404
+        assert not (server.workdir / "artifacts" / "jobs" / job["id"]).exists()
+
+
+def test_cancel_a_running_job_then_resume_it(server: Server) -> None:
+    spec = {**TINY, "max_iterations": 3, "epochs": 6, "seed": 11, "force_grow": True}
+    with server.client() as c:
+        job = c.post("/api/v1/jobs", json={"dataset": "digits", "spec": spec}).json()
+        # wait until the first iteration is stored, then cancel mid-search
+        for _ in range(600):
+            its = c.get(f"/api/v1/jobs/{job['id']}/iterations").json()["count"]
+            if its >= 1:
+                break
+            import time
+
+            time.sleep(0.2)
+        assert c.post(f"/api/v1/jobs/{job['id']}/cancel").json()["cancel_requested"]
+        cancelled = wait_for(c, job["id"], {"cancelled", "succeeded", "failed"})
+        assert cancelled["state"] == "cancelled", cancelled
+        cands = c.get(f"/api/v1/jobs/{job['id']}/candidates?limit=500").json()["data"]
+        assert not [x for x in cands if x["state"] in ("running",)]
+        kept = {x["name"] for x in cands if x["state"] == "completed"}
+        assert c.post(f"/api/v1/jobs/{job['id']}/resume").status_code == 200
+        assert c.post(f"/api/v1/jobs/{job['id']}/resume").status_code == 409  # already queued
+        done = wait_for(c, job["id"], {"succeeded", "failed"})
+        assert done["state"] == "succeeded", done["error"]
+        final = c.get(f"/api/v1/jobs/{job['id']}/candidates?limit=500").json()["data"]
+        names = [x["name"] for x in final]
+        assert len(names) == len(set(names)) == 3 * 2  # every candidate recorded once
+        assert kept <= set(names)
+        assert all(x["state"] == "completed" for x in final)
+        events = [e["message"] for e in c.get(f"/api/v1/jobs/{job['id']}/events").json()["data"]]
+        assert "job cancelled" in events and events[-1] == "job succeeded"
+
+
+def test_a_queued_job_cancels_at_once(server: Server) -> None:
+    with server.client() as c:
+        blocker = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": TINY}).json()
+        queued = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": TINY}).json()
+        r = c.post(f"/api/v1/jobs/{queued['id']}/cancel")
+        assert r.status_code == 200 and r.json()["state"] in ("cancelled", "running")
+        wait_for(c, queued["id"], {"cancelled"})
+        wait_for(c, blocker["id"], {"succeeded", "failed"})
+
+
+def test_resources_no_node_can_satisfy_fail_the_job_at_once(server: Server) -> None:
+    with server.client() as c:
+        for resources, message in [
+            ({"gpus": 1}, "no node has a GPU"),
+            ({"cpus": 64}, "the largest node has 2"),
+        ]:
+            job = c.post(
+                "/api/v1/jobs", json={"dataset": "iris", "spec": {**TINY, "resources": resources}}
+            ).json()
+            failed = wait_for(c, job["id"], {"failed", "succeeded"}, timeout=60)
+            assert failed["state"] == "failed" and message in failed["error"]
+
+
+def test_consecutive_candidate_failures_fail_the_job_with_the_reason(server: Server) -> None:
+    spec = {
+        **TINY,
+        "optimizers": ["sgd"],
+        "learning_rate": {"low": 1e12, "high": 1e13, "log": True},
+        "schedules": ["constant"],
+        "dense": {"batch_norm": [False]},
+        "max_consecutive_failures": 2,
+    }
+    with server.client() as c:
+        job = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": spec}).json()
+        failed = wait_for(c, job["id"], {"failed", "succeeded"})
+        assert failed["state"] == "failed"
+        assert "2 candidates in a row failed" in failed["error"]
+        cands = c.get(f"/api/v1/jobs/{job['id']}/candidates?state=failed").json()["data"]
+        assert len(cands) == 2 and all("FloatingPointError" in x["error"] for x in cands)
+        events = c.get(f"/api/v1/jobs/{job['id']}/events").json()["data"]
+        assert any(e["kind"] == "error" and "diverged" in e["message"] for e in events)
+
+
+def test_a_dataset_in_use_cannot_be_deleted(server: Server) -> None:
+    with server.client() as c:
+        ds = c.post(
+            "/api/v1/datasets",
+            files={"file": ("d.csv", csv_bytes(90))},
+            data={"label": "direction"},
+        ).json()
+        job = c.post("/api/v1/jobs", json={"dataset_id": ds["id"], "spec": TINY}).json()
+        r = c.delete(f"/api/v1/datasets/{ds['id']}")
+        assert r.status_code == 409 and "used by 1 queued or running job" in r.json()["detail"]
+        wait_for(c, job["id"], {"succeeded", "failed"})
+        assert c.delete(f"/api/v1/datasets/{ds['id']}").status_code == 204
+        assert json.loads(c.get(f"/api/v1/jobs/{job['id']}").text)["dataset_id"] is None

@@ -1,0 +1,79 @@
+"""kill -9 the service while a job runs, start it again: the job finishes from its last
+completed iteration with every candidate recorded once and nothing left running."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import (
+    POSTGRES_ADMIN_URL,
+    Server,
+    drop_postgres_db,
+    make_postgres_db,
+    wait_for,
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_kill_9_mid_job_then_restart_finishes_the_job(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    name = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'automl.db'}"
+    else:
+        request.getfixturevalue("postgres_admin")
+        url, name = make_postgres_db(POSTGRES_ADMIN_URL)
+    server = Server(url, tmp_path).start()
+    try:
+        spec = {
+            "max_iterations": 3,
+            "candidates_per_iteration": 2,
+            "epochs": 4,
+            "seed": 21,
+            "batch_size": [64],
+            "force_grow": True,
+        }
+        with server.client() as c:
+            job = c.post("/api/v1/jobs", json={"dataset": "digits", "spec": spec}).json()
+            # kill once iteration 0 is stored and iteration 1 is training
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                body = c.get(f"/api/v1/jobs/{job['id']}").json()
+                its = c.get(f"/api/v1/jobs/{job['id']}/iterations").json()["count"]
+                if its >= 1 and body["progress"]["candidates_total"] > 2:
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail("the job never reached iteration 1")
+            stored_before = c.get(f"/api/v1/jobs/{job['id']}/candidates?iteration=0").json()
+        server.kill()
+
+        server.start()
+        with server.client() as c:
+            done = wait_for(c, job["id"], {"succeeded", "failed"})
+            assert done["state"] == "succeeded", done["error"]
+            cands = c.get(f"/api/v1/jobs/{job['id']}/candidates?limit=500").json()
+            names = [x["name"] for x in cands["data"]]
+            assert cands["count"] == len(set(names)) == 6, names  # none lost, none twice
+            assert all(x["state"] == "completed" for x in cands["data"])
+            # iteration 0 was not trained again: its rows are the ones stored before the kill
+            after = c.get(f"/api/v1/jobs/{job['id']}/candidates?iteration=0").json()
+            assert [(x["name"], x["created_at"], x["loss"]) for x in after["data"]] == [
+                (x["name"], x["created_at"], x["loss"]) for x in stored_before["data"]
+            ]
+            its = c.get(f"/api/v1/jobs/{job['id']}/iterations").json()
+            assert [i["iteration"] for i in its["data"]] == [0, 1, 2]
+            events = [
+                e["message"] for e in c.get(f"/api/v1/jobs/{job['id']}/events").json()["data"]
+            ]
+            assert any("the service stopped while this job ran" in m for m in events)
+            assert done["attempts"] == 2
+    finally:
+        server.kill()
+        if name:
+            drop_postgres_db(POSTGRES_ADMIN_URL, name)
