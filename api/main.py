@@ -68,9 +68,20 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
                 flush=True,
             )
         if settings.executor == "ray":
-            from workers.ray_executor import ensure_ray
+            import threading
+
+            from workers.ray_executor import RayExecutor, ensure_ray
 
             ensure_ray(settings.ray_address, settings.ray_num_cpus)
+
+            def warm() -> None:
+                try:
+                    n = RayExecutor(address=settings.ray_address).warm_up()
+                    log.info("%d Ray worker(s) warm", n)
+                except Exception:  # noqa: BLE001 - a cold pool only costs the first job time
+                    log.exception("warming the Ray workers failed")
+
+            threading.Thread(target=warm, name="ray-warm-up", daemon=True).start()
         controller = Controller(settings, factory, store, metrics)
         app.state.controller = controller
         if settings.run_controller:

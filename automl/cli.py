@@ -204,7 +204,30 @@ def iteration_table(record: Any) -> Table:
     return table
 
 
+def evaluation_table(report: dict[str, Any]) -> None:
+    ev = report.get("evaluation")
+    if not ev:
+        return
+    metric = "accuracy" if report["task"] == "classification" else "mse"
+    table = Table(title=f"evaluation phase ({ev['wall_s']:.1f} s)", title_justify="left")
+    for col in ("step", "change", "kept", "members", "params", "non-zero", f"val {metric}", "F"):
+        table.add_column(col, justify="left" if col in ("step", "change") else "right")
+    for st in ev["steps"]:
+        table.add_row(
+            st["step"],
+            st["change"],
+            "✓" if st["kept"] else "",
+            str(st["members"]),
+            f"{st['params']:,}",
+            f"{st['nonzero_params']:,}",
+            _fmt(st["validation_metrics"].get(metric)),
+            _fmt(st["objective"]),
+        )
+    console.print(table)
+
+
 def final_tables(report: dict[str, Any]) -> None:
+    evaluation_table(report)
     ens = report["ensemble"]
     table = Table(title="final ensemble", title_justify="left")
     for col in ("member", "family", "depth", "params", "mixture weight", "r(h)"):
@@ -222,10 +245,17 @@ def final_tables(report: dict[str, Any]) -> None:
     console.print(table)
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in report["test_metrics"].items())
     best = ", ".join(f"{k} {v:.4f}" for k, v in report["best_member_test_metrics"].items())
+    ev = report.get("evaluation") or {}
+    cv = ev.get("cross_validation")
+    cv_text = (
+        f" · {cv['folds']}-fold CV {cv['metric']} {cv['mean']:.4f} ± {cv['std']:.4f}" if cv else ""
+    )
     console.print(
-        f"test: [bold]{metrics}[/] · best single member ({report['best_member']}): {best}\n"
-        f"parameters {ens['params']:,} · objective F {ens['objective']:.4f} · "
-        f"stopped: {report['stop_reason']} · wall time {report['wall_s']:.1f} s"
+        f"test: [bold]{metrics}[/] · best single member ({report['best_member']}): {best}"
+        f"{cv_text}\n"
+        f"parameters {ens['params']:,} (non-zero {ens.get('nonzero_params', ens['params']):,}) · "
+        f"objective F {ens['objective']:.4f} · stopped: {report['stop_reason']} · "
+        f"search wall time {report['wall_s']:.1f} s"
     )
 
 
@@ -254,6 +284,12 @@ def search(
     candidates: Annotated[int | None, typer.Option(min=1, help="candidates per iteration")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="epochs per candidate")] = None,
     seed: Annotated[int | None, typer.Option(min=0)] = None,
+    cv_folds: Annotated[
+        int | None, typer.Option(min=0, max=20, help="cross-validation folds (0: none)")
+    ] = None,
+    no_evaluation: Annotated[
+        bool, typer.Option("--no-evaluation", help="skip the evaluation/pruning phase")
+    ] = False,
     executor: Annotated[
         str, typer.Option(help="where candidates train: in_process, or ray (in parallel)")
     ] = "in_process",
@@ -282,8 +318,15 @@ def search(
             )
             if v is not None
         }
-        if overrides:
-            search_spec = SearchSpec.from_dict({**search_spec.to_dict(), **overrides})
+        evaluation = dict(search_spec.evaluation.model_dump())
+        if cv_folds is not None:
+            evaluation["cv_folds"] = cv_folds
+        if no_evaluation:
+            evaluation["enabled"] = False
+        if overrides or evaluation != search_spec.evaluation.model_dump():
+            search_spec = SearchSpec.from_dict(
+                {**search_spec.to_dict(), **overrides, "evaluation": evaluation}
+            )
         ds = _load_dataset(dataset, csv, label, npz, task)
         search_spec.resolve_families(ds.kind)
         out_dir = out or Path("runs") / f"{ds.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -315,7 +358,10 @@ def search(
         raise fail(str(exc)) from None
     progress.stop()
     final_tables(outcome.report)
-    console.print(f"wrote {out_dir}/model.keras, architecture.json, report.json")
+    console.print(
+        f"wrote {out_dir}/: model.keras, savedmodel/, model_card.json, architecture.json, "
+        "report.json"
+    )
 
 
 @app.command()
@@ -340,6 +386,97 @@ def replay(
         f"parameters {r['ensemble']['params']:,} · {r['wall_s']:.1f} s"
     )
     console.print(f"wrote {outcome.out_dir}")
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="a directory written by 'automl search'")],
+    data: Annotated[Path, typer.Argument(help="CSV of raw features with a header row")],
+    out: Annotated[
+        Path | None, typer.Option(help="write predictions here (default: stdout)")
+    ] = None,
+) -> None:
+    """Predict from raw features; columns are matched by the training feature names."""
+    import csv
+    import io
+
+    from automl._tf import quiet_import
+
+    if not data.is_file():
+        raise fail(f"no such file: {str(data)!r}")
+    quiet_import()
+    from automl.export import PredictionInputError, Predictor
+
+    try:
+        predictor = Predictor(run_dir)
+    except AutoMLError as exc:
+        raise fail(str(exc)) from None
+    rows = list(csv.reader(io.StringIO(data.read_text(encoding="utf-8-sig"))))
+    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise fail("the CSV needs a header row and at least one row of features")
+    header = [h.strip() for h in rows[0]]
+    names = predictor.info["feature_names"]
+    if all(n in header for n in names):
+        idx = [header.index(n) for n in names]
+    elif len(header) == len(names):
+        idx = list(range(len(names)))
+    else:
+        missing = [n for n in names if n not in header][:5]
+        raise fail(
+            f"the CSV has {len(header)} columns and lacks the model's features "
+            f"{', '.join(missing)}…; give a header with the training feature names"
+        )
+    try:
+        table = [[r[j] if j < len(r) else "" for j in idx] for r in rows[1:]]
+        preds = predictor.predict(table)
+    except PredictionInputError as exc:
+        line = (exc.row or 0) + 2
+        col = header[idx[exc.column]] if isinstance(exc.column, int) else None
+        where = f"CSV line {line}" + (f", column {col!r}" if col else "")
+        raise fail(f"{where}: {exc}") from None
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    if predictor.info["task"] == "regression":
+        writer.writerow(["value"])
+        writer.writerows([[p["value"]] for p in preds])
+    else:
+        labels = predictor.info["label_names"]
+        writer.writerow(["label", *[f"p_{n}" for n in labels]])
+        writer.writerows([[p["label"], *[p["probabilities"][n] for n in labels]] for p in preds])
+    if out is None:
+        sys.stdout.write(buf.getvalue())
+    else:
+        out.write_text(buf.getvalue())
+        err_console.print(f"wrote {len(preds)} prediction(s) to {out}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="a directory written by 'automl search'")],
+    format: Annotated[str, typer.Option(help="savedmodel or keras")] = "savedmodel",
+    out: Annotated[Path | None, typer.Option(help="where to write it")] = None,
+) -> None:
+    """Export a run's model as a TensorFlow SavedModel (for TF Serving) or a .keras file."""
+    import shutil
+
+    if format not in ("savedmodel", "keras"):
+        raise fail(f"--format must be savedmodel or keras, not {format!r}")
+    from automl._tf import quiet_import
+
+    quiet_import()
+    from automl.export import Predictor, export_savedmodel
+
+    try:
+        predictor = Predictor(run_dir)
+    except AutoMLError as exc:
+        raise fail(str(exc)) from None
+    if format == "keras":
+        target = out or run_dir / "export.keras"
+        shutil.copyfile(run_dir / "model.keras", target)
+    else:
+        target = export_savedmodel(predictor.model, out or run_dir / "export-savedmodel")
+    console.print(f"wrote {target}")
 
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -411,6 +548,15 @@ def serve(
     from api.main import create_app
 
     settings = _service_settings(host=host, port=port)
+    from api.db import make_engine
+    from api.migrate import upgrade
+
+    try:
+        upgrade(make_engine(settings.database_url))  # refuse a too-new schema before serving
+    except SchemaTooNewError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - e.g. PostgreSQL unreachable
+        raise fail(f"cannot open the database {settings.database_url!r}: {exc}") from None
     try:
         uvicorn.run(
             create_app(settings, announce=True),

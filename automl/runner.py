@@ -2,7 +2,10 @@
 
 ``DIR/model.keras``   the ensemble as one Keras model (raw features in)
 ``DIR/architecture.json``  the record replay rebuilds and retrains the ensemble from
-``DIR/report.json``   what happened: iterations, candidates, ensemble, metrics
+``DIR/report.json``   what happened: iterations, candidates, evaluation steps, ensemble, metrics
+``DIR/savedmodel/``   the same model as a TensorFlow SavedModel (TF Serving loads it)
+``DIR/model_card.json``  dataset, preprocessing, members, sparsity, metrics, latency
+``DIR/preprocessing.json``  what the model expects as input
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,9 +105,19 @@ def architecture_record(
 
 
 def build_report(
-    result: SearchResult, model: Any, test_metrics: dict[str, float], members_eval: list[dict]
+    result: SearchResult,
+    model: Any,
+    test_metrics: dict[str, float],
+    members_eval: list[dict],
+    ensemble: FinalEnsemble | None = None,
+    evaluation: Any = None,
+    latency: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    data, spec, ens = result.data, result.spec, result.ensemble
+    """``ensemble`` is the final one (after the evaluation phase); the search's by default."""
+    data, spec = result.data, result.spec
+    ens = ensemble or result.ensemble
+    from automl.evaluation import count_nonzero
+
     best = _best_member(members_eval, data.task)
     l1 = ens.fit.l1_per_member()
     return {
@@ -136,16 +149,23 @@ def build_report(
                         else ens.fit.weights[i].tolist()
                     ),
                     "mixture_weight_l1": l1[i],
+                    "nonzero_params": count_nonzero([m]),
                     "hparams": m.hparams,
                 }
                 for i, m in enumerate(ens.members)
             ],
             "bias": ens.fit.bias.tolist(),
             "params": int(model.count_params()),
+            "nonzero_params": count_nonzero(ens.members)
+            + int(np.count_nonzero(ens.fit.weights))
+            + int(np.count_nonzero(ens.fit.bias)),
             "loss": ens.fit.loss,
             "complexity": ens.fit.complexity,
             "objective": ens.fit.objective,
         },
+        "search_ensemble": [m.name for m in result.ensemble.members],
+        "evaluation": evaluation.to_dict() if evaluation is not None else None,
+        "latency": latency,
         "test_metrics": test_metrics,
         "members_test_metrics": {e["name"]: e["test_metrics"] for e in members_eval},
         "best_member": best["name"],
@@ -182,10 +202,9 @@ def run(
     out_dir: str | Path | None = None,
     executor: Executor | None = None,
     callbacks: Sequence[SearchCallback] = (),
+    on_step: Callable[[Any], None] | None = None,
 ) -> RunOutcome:
-    """Prepare the data, search, build and evaluate the final model, write the run directory."""
-    from automl.model import build_ensemble_model, data_info
-
+    """Prepare the data, search, run the evaluation phase, write the run directory."""
     data = prepare(
         dataset,
         test_fraction=spec.test_fraction,
@@ -193,20 +212,40 @@ def run(
         seed=spec.seed,
     )
     result = AdaNetSearch(spec, data, executor, callbacks).run()
+    return finish(result, out_dir, on_step)
+
+
+def finish(
+    result: SearchResult,
+    out_dir: str | Path | None = None,
+    on_step: Callable[[Any], None] | None = None,
+) -> RunOutcome:
+    """The evaluation phase, the final model, its test metrics and the exported artifacts."""
+    from automl.evaluation import evaluate
+    from automl.export import export_savedmodel, model_card, prediction_latency
+    from automl.model import build_ensemble_model, data_info
+
+    spec, data = result.spec, result.data
+    ensemble, evaluation = result.ensemble, None
+    if spec.evaluation.enabled:
+        evaluation = evaluate(spec, data, result.ensemble, on_step)
+        ensemble = FinalEnsemble(evaluation.members, evaluation.fit, result.ensemble.strategy)
     info = data_info(data)
-    model = build_ensemble_model(
-        result.ensemble.members, result.ensemble.fit, info, spec.mixture_weight_type
-    )
+    model = build_ensemble_model(ensemble.members, ensemble.fit, info, spec.mixture_weight_type)
     test_metrics = evaluate_model(model, data)
-    members_eval = evaluate_members(result.ensemble.members, data, info)
-    report = build_report(result, model, test_metrics, members_eval)
+    members_eval = evaluate_members(ensemble.members, data, info)
+    assert data.x_test_raw is not None
+    latency = prediction_latency(model, data.x_test_raw)
+    report = build_report(result, model, test_metrics, members_eval, ensemble, evaluation, latency)
     path = None
     if out_dir is not None:
         path = Path(out_dir)
         path.mkdir(parents=True, exist_ok=True)
         save_model(model, path / "model.keras")
-        write_json(path / "architecture.json", architecture_record(spec, data, result.ensemble))
+        export_savedmodel(model, path / "savedmodel")
+        write_json(path / "architecture.json", architecture_record(spec, data, ensemble))
         write_json(path / "preprocessing.json", info)
+        write_json(path / "model_card.json", model_card(report, info))
         write_json(path / "report.json", report)
     return RunOutcome(result, model, report, path)
 

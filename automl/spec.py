@@ -110,6 +110,37 @@ def _conv2d_default() -> ConvSpace:
     )
 
 
+class EvaluationSpec(_Model):
+    """The evaluation/pruning phase run on the winning ensemble after the search."""
+
+    enabled: bool = True
+    cv_folds: int = Field(5, ge=0, le=20, description="stratified k-fold; 0 or 1 skips it")
+    prune_members_threshold: float = Field(
+        0.05, ge=0, description="drop members whose |w|₁ is below this, then refit the rest"
+    )
+    sparsities: list[float] = Field(
+        default_factory=lambda: [0.25, 0.5, 0.75, 0.9],
+        description="target fractions of zero weights to try, by magnitude",
+    )
+    fine_tune_epochs: int = Field(3, ge=0, le=100)
+    accuracy_tolerance: float = Field(
+        0.005, ge=0, le=1, description="accuracy a sparser model may lose (0.005 = 0.5 points)"
+    )
+    relative_error_tolerance: float = Field(
+        0.02, ge=0, le=10, description="relative rise in MSE a sparser regressor may take"
+    )
+    grow: bool = Field(
+        True, description="try one more layer and twice the width on the last member"
+    )
+
+    @field_validator("sparsities")
+    @classmethod
+    def _fractions(cls, values: list[float]) -> list[float]:
+        if any(not 0 < v < 1 for v in values):
+            raise ValueError("every sparsity must be between 0 and 1 (exclusive)")
+        return sorted(set(values))
+
+
 class Resources(_Model):
     """What one candidate asks of a worker (used by the Ray executor)."""
 
@@ -172,6 +203,7 @@ class SearchSpec(_Model):
     )
     test_fraction: float = Field(0.2, gt=0, lt=0.9)
     validation_fraction: float = Field(0.15, gt=0, lt=0.9)
+    evaluation: EvaluationSpec = Field(default_factory=lambda: EvaluationSpec())
     resources: Resources = Field(default_factory=Resources)
     seed: int = Field(0, ge=0, le=2**31 - 1)
 

@@ -24,6 +24,8 @@ def tiny_spec_dict(**overrides: object) -> dict[str, object]:
         "epochs": 2,
         "batch_size": [64],
         "seed": 7,
+        # a small evaluation phase: one sparsity level, one fine-tuning epoch, no CV
+        "evaluation": {"cv_folds": 0, "sparsities": [0.5], "fine_tune_epochs": 1, "grow": False},
     }
     spec.update(overrides)
     return spec

@@ -241,6 +241,21 @@ class RayExecutor(Executor):
             for actor in actors:
                 self._release(actor)
 
+    def warm_up(self) -> int:
+        """Create this resource shape's actors now (each imports TensorFlow), so the first job
+        does not wait for them; return how many are warm."""
+        import ray
+
+        ensure_ray(self.address)
+        self._slots = int(check_feasible(self.resources)["slots"])
+        actors = self._acquire(self._slots)
+        try:
+            ray.get([a.info.remote() for a in actors])
+        finally:
+            for actor in actors:
+                self._release(actor)
+        return len(actors)
+
     def worker_info(self) -> list[dict[str, Any]]:
         """pid, TensorFlow import time and candidates trained, for every pooled actor."""
         import ray

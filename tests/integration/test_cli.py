@@ -90,6 +90,32 @@ def test_replay_rebuilds_the_same_ensemble(digits_run, tmp_path: Path) -> None: 
     )
 
 
+def test_search_with_the_ray_executor_trains_candidates_in_parallel_workers(
+    tmp_path: Path,
+) -> None:
+    proc = automl(
+        "search",
+        "--dataset",
+        "iris",
+        "--executor",
+        "ray",
+        "--max-iterations",
+        "1",
+        "--candidates",
+        "2",
+        "--epochs",
+        "3",
+        "--no-evaluation",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    nodes = {c["node"] for c in report["iterations"][0]["candidates"]}
+    assert len(nodes) == 2  # two warm actors, one candidate each, at the same time
+    assert all(n.split(":")[1] != str(os.getpid()) for n in nodes)
+
+
 def test_datasets_lists_the_builtins() -> None:
     proc = automl("datasets")
     assert proc.returncode == 0
@@ -103,7 +129,9 @@ def test_csv_search_with_a_named_label(tmp_path: Path) -> None:
     y = np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
     lines = ["f1,f2,f3,answer"] + [f"{a},{b},{c},{t}" for (a, b, c), t in zip(x, y, strict=True)]
     (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
-    (tmp_path / "spec.json").write_text(json.dumps({"batch_size": [16], "epochs": 15}))
+    (tmp_path / "spec.json").write_text(
+        json.dumps({"batch_size": [16], "epochs": 15, "evaluation": {"enabled": False}})
+    )
     proc = automl(
         "search",
         "--csv",

@@ -54,6 +54,14 @@ def test_a_schema_newer_than_the_code_is_refused(db_url: str) -> None:
         timeout=120,
     )
     assert proc.returncode == 2 and "upgraded by a newer automl" in proc.stderr
+    serve = subprocess.run(
+        [sys.executable, "-m", "automl.cli", "serve", "--port", "1"],
+        env={"AUTOML_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert serve.returncode == 2 and "upgraded by a newer automl" in serve.stderr
 
 
 def test_readers_and_a_writer_at_once_never_see_a_locked_database(db_url: str) -> None:

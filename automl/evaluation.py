@@ -1,0 +1,457 @@
+"""The evaluation/pruning phase on the winning ensemble (the seed's "improve by rules").
+
+In order: cross-validation of the winner as found; grow rules on its last member (one layer
+deeper, twice as wide: kept only if the objective and the validation metric both improve);
+member pruning (drop members whose |w|₁ is under a threshold, refit the rest, keep if F is not
+worse); weight pruning (zero the smallest-magnitude weights of every kernel to each target
+sparsity, fine-tune with the mask held, keep the sparsest model within the tolerance). Weight
+pruning comes last so nothing regrows the zeros. Every step is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from automl.complexity import SubnetworkShape, create_complexity_measure
+from automl.data import PreparedData
+from automl.ensemble import (
+    ComplexityRegularizedEnsembler,
+    Member,
+    MixtureFit,
+    combine,
+    task_metrics,
+)
+from automl.search import FinalEnsemble
+from automl.spec import SearchSpec
+from automl.training import CandidateSpec, TrainingData, train_candidate
+
+# F may rise by round-off only, for a step that must "not be worse"
+OBJECTIVE_TOL = 1e-9
+
+
+@dataclass
+class EvaluationStep:
+    """One thing the phase tried: what changed, whether it was kept, and how it measured."""
+
+    step: str
+    change: str
+    kept: bool
+    members: int
+    params: int
+    nonzero_params: int
+    validation_metrics: dict[str, float]
+    objective: float | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EvaluationResult:
+    members: list[Member]
+    fit: MixtureFit
+    steps: list[EvaluationStep]
+    cross_validation: dict[str, Any] | None
+    sparsity: float
+    wall_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "steps": [s.to_dict() for s in self.steps],
+            "cross_validation": self.cross_validation,
+            "sparsity": self.sparsity,
+            "wall_s": round(self.wall_s, 3),
+            "members": [m.name for m in self.members],
+        }
+
+
+def is_kernel(weight: np.ndarray) -> bool:
+    """Dense and convolution kernels (rank ≥ 2); biases and batch-norm statistics are not
+    pruned."""
+    return weight.ndim >= 2
+
+
+def count_nonzero(members: list[Member]) -> int:
+    return int(sum(np.count_nonzero(w) for m in members for w in m.weights))
+
+
+def magnitude_masks(weights: tuple[np.ndarray, ...], sparsity: float) -> list[np.ndarray | None]:
+    """Per kernel, keep the largest-magnitude (1 − sparsity) fraction; None for non-kernels."""
+    masks: list[np.ndarray | None] = []
+    for w in weights:
+        if not is_kernel(w):
+            masks.append(None)
+            continue
+        k = int(round(sparsity * w.size))
+        mask = np.ones(w.size, dtype=bool)
+        if k > 0:
+            order = np.argsort(np.abs(w).reshape(-1), kind="stable")
+            mask[order[:k]] = False
+        masks.append(mask.reshape(w.shape))
+    return masks
+
+
+class _Bench:
+    """Member outputs, mixture fits and metrics for ensembles built from trained members."""
+
+    def __init__(self, spec: SearchSpec, data: PreparedData) -> None:
+        self.spec = spec
+        self.data = data
+        self.info = {
+            "n_features": data.x_train.shape[1],
+            "input_shape": data.dataset.input_shape,
+            "n_outputs": data.n_outputs,
+        }
+        self.ensembler = ComplexityRegularizedEnsembler(
+            data.task,
+            spec.mixture_weight_type,
+            use_bias=spec.mixture_bias,
+            nonnegative=spec.mixture_nonnegative,
+        )
+        self.measure = create_complexity_measure(spec.complexity_measure)
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        y = data.y_train if spec.selection == "train" else data.y_val
+        self.sel_y = y
+        self.sel_w = (
+            np.array([data.class_weights[int(c)] for c in y]) if data.class_weights else None
+        )
+
+    def model(self, member: Member) -> Any:
+        from automl.model import build_member_model
+
+        return build_member_model(member, self.info)
+
+    def logits(self, member: Member) -> tuple[np.ndarray, np.ndarray]:
+        key = id(member.weights)
+        if key not in self._cache:
+            m = self.model(member)
+            self._cache[key] = (
+                np.asarray(m.predict(self.data.x_train, batch_size=1024, verbose=0)),
+                np.asarray(m.predict(self.data.x_val, batch_size=1024, verbose=0)),
+            )
+        return self._cache[key]
+
+    def fit(self, members: list[Member]) -> MixtureFit:
+        idx = 0 if self.spec.selection == "train" else 1
+        stacked = np.stack([self.logits(m)[idx] for m in members], axis=1)
+        coef = np.array([self.spec.lambda_ * m.complexity + self.spec.beta for m in members])
+        return self.ensembler.fit(stacked, self.sel_y, coef, self.sel_w)
+
+    def val_metrics(self, members: list[Member], fit: MixtureFit) -> dict[str, float]:
+        stacked = np.stack([self.logits(m)[1] for m in members], axis=1)
+        out = combine(stacked, fit.weights, fit.bias)
+        return task_metrics(out, self.data.y_val, self.data.task)
+
+    def step(
+        self,
+        name: str,
+        change: str,
+        kept: bool,
+        members: list[Member],
+        fit: MixtureFit,
+        **details: Any,
+    ) -> EvaluationStep:
+        return EvaluationStep(
+            step=name,
+            change=change,
+            kept=kept,
+            members=len(members),
+            params=sum(m.params for m in members),
+            nonzero_params=count_nonzero(members),
+            validation_metrics=self.val_metrics(members, fit),
+            objective=fit.objective,
+            details=details,
+        )
+
+    def better(self, new: dict[str, float], old: dict[str, float]) -> bool:
+        if self.data.task == "classification":
+            return new["accuracy"] > old["accuracy"]
+        return new["mse"] < old["mse"]
+
+    def within_tolerance(self, new: dict[str, float], base: dict[str, float]) -> bool:
+        ev = self.spec.evaluation
+        if self.data.task == "classification":
+            return new["accuracy"] >= base["accuracy"] - ev.accuracy_tolerance - 1e-12
+        return new["mse"] <= base["mse"] * (1 + ev.relative_error_tolerance) + 1e-12
+
+    def retrain(self, member: Member, hparams: dict[str, Any], name: str) -> Member | None:
+        spec = CandidateSpec(
+            name=name,
+            iteration=member.iteration,
+            index=0,
+            hparams=hparams,
+            seed=member.seed,
+            epochs=self.spec.epochs,
+            early_stopping_patience=self.spec.early_stopping_patience,
+            origin="evaluation",
+        )
+        res = train_candidate(spec, TrainingData.from_prepared(self.data))
+        if not res.ok:
+            return None
+        return Member(
+            name=name,
+            iteration=member.iteration,
+            hparams=hparams,
+            seed=member.seed,
+            depth=res.depth,
+            params=res.params,
+            complexity=self.measure(SubnetworkShape(res.depth, res.params)),
+            weights=tuple(res.weights),
+        )
+
+
+def cross_validate(
+    spec: SearchSpec, data: PreparedData, members: list[Member], fit: MixtureFit
+) -> dict[str, Any]:
+    """Stratified k-fold over the non-test rows: every member's architecture retrained per fold
+    with its hyperparameters and seed, combined with the chosen mixture weights."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    k = spec.evaluation.cv_folds
+    x = np.concatenate([data.x_train, data.x_val])
+    y = np.concatenate([data.y_train, data.y_val])
+    splitter = (
+        StratifiedKFold(k, shuffle=True, random_state=spec.seed)
+        if data.task == "classification"
+        else KFold(k, shuffle=True, random_state=spec.seed)
+    )
+    scores: list[dict[str, float]] = []
+    for fold, (tr, te) in enumerate(
+        splitter.split(x, y if data.task == "classification" else None)
+    ):
+        fold_data = TrainingData(
+            x[tr],
+            y[tr],
+            x[te],
+            y[te],
+            data.task,
+            data.n_outputs,
+            data.dataset.input_shape,
+            data.class_weights,
+        )
+        logits = []
+        for m in members:
+            res = train_candidate(
+                CandidateSpec(
+                    name=f"cv{fold}_{m.name}",
+                    iteration=m.iteration,
+                    index=0,
+                    hparams=m.hparams,
+                    seed=m.seed,
+                    epochs=spec.epochs,
+                    origin="cv",
+                ),
+                fold_data,
+            )
+            if not res.ok or res.logits_val is None:
+                raise RuntimeError(f"member {m.name} failed in fold {fold}:\n{res.error}")
+            logits.append(res.logits_val)
+        out = combine(np.stack(logits, axis=1), fit.weights, fit.bias)
+        yt = y[te]
+        if data.task == "regression":  # metrics in the target's own units
+            out = out * data.target_std + data.target_mean
+            yt = yt * data.target_std + data.target_mean
+        scores.append(task_metrics(out, yt, data.task))
+    metric = "accuracy" if data.task == "classification" else "mse"
+    values = np.array([s[metric] for s in scores])
+    return {
+        "folds": k,
+        "metric": metric,
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "per_fold": [float(v) for v in values],
+    }
+
+
+def _mask_holder(masks: list[np.ndarray | None]) -> Any:
+    import keras
+
+    class HoldMask(keras.callbacks.Callback):
+        """Re-apply the pruning mask after every step so pruned weights stay exactly zero."""
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            weights = self.model.weights
+            for var, mask in zip(weights, masks, strict=True):
+                if mask is not None:
+                    var.assign(var.numpy() * mask)
+
+    return HoldMask()
+
+
+def fine_tune_pruned(
+    bench: _Bench, member: Member, sparsity: float, epochs: int
+) -> tuple[Member, list[np.ndarray | None]]:
+    """Zero the smallest weights of each kernel, then train on the member's own loss with the
+    mask held."""
+    import keras
+
+    from automl.optimizers import create_optimizer
+    from automl.training import _loss
+
+    masks = magnitude_masks(member.weights, sparsity)
+    pruned = tuple(
+        w * m if m is not None else w for w, m in zip(member.weights, masks, strict=True)
+    )
+    model = bench.model(replace(member, weights=pruned))
+    if epochs > 0:
+        hp = member.hparams
+        keras.utils.set_random_seed(member.seed)
+        model.compile(
+            optimizer=create_optimizer(str(hp["optimizer"]), float(hp["learning_rate"]) * 0.1),
+            loss=_loss(bench.data.task),
+        )
+        # the mask must line up with model.weights, the order get_weights() uses too
+        model.fit(
+            bench.data.x_train,
+            bench.data.y_train,
+            batch_size=int(hp["batch_size"]),
+            epochs=epochs,
+            verbose=0,
+            callbacks=[_mask_holder(masks)],
+            class_weight=bench.data.class_weights,
+        )
+    weights = tuple(
+        np.asarray(w) * m if m is not None else np.asarray(w)
+        for w, m in zip(model.get_weights(), masks, strict=True)
+    )
+    return replace(member, weights=weights), masks
+
+
+def evaluate(
+    spec: SearchSpec,
+    data: PreparedData,
+    ensemble: FinalEnsemble,
+    on_step: Callable[[EvaluationStep], None] | None = None,
+) -> EvaluationResult:
+    """Run the phase; return the improved ensemble and the record of every step."""
+    started = time.perf_counter()
+    ev = spec.evaluation
+    bench = _Bench(spec, data)
+    steps: list[EvaluationStep] = []
+
+    def record(step: EvaluationStep) -> None:
+        steps.append(step)
+        if on_step is not None:
+            on_step(step)
+
+    members = list(ensemble.members)
+    fit = bench.fit(members)
+    base = bench.step("baseline", "the ensemble the search chose", True, members, fit)
+    record(base)
+    current_metrics = base.validation_metrics
+
+    cv = None
+    if ev.cv_folds >= 2:
+        cv = cross_validate(spec, data, members, fit)
+        record(
+            bench.step(
+                "cross_validation",
+                f"{cv['folds']}-fold {cv['metric']}: {cv['mean']:.4f} ± {cv['std']:.4f}",
+                True,
+                members,
+                fit,
+                **cv,
+            )
+        )
+
+    if ev.grow and members:
+        last = members[-1]
+        wide_key = "filters" if last.hparams["family"] in ("conv1d", "conv2d") else "width"
+        for rule, hparams, change in (
+            (
+                "grow_depth",
+                {**last.hparams, "depth": int(last.hparams["depth"]) + 1},
+                f"{last.name}: depth {last.hparams['depth']} → {int(last.hparams['depth']) + 1}",
+            ),
+            (
+                "grow_width",
+                {**last.hparams, wide_key: int(last.hparams[wide_key]) * 2},
+                f"{last.name}: {wide_key} {last.hparams[wide_key]} → "
+                f"{int(last.hparams[wide_key]) * 2}",
+            ),
+        ):
+            grown = bench.retrain(last, hparams, f"{last.name}_{rule}")
+            if grown is None:
+                record(bench.step(rule, change + " (training failed)", False, members, fit))
+                continue
+            trial = [*members[:-1], grown]
+            trial_fit = bench.fit(trial)
+            trial_metrics = bench.val_metrics(trial, trial_fit)
+            keep = trial_fit.objective < fit.objective and bench.better(
+                trial_metrics, current_metrics
+            )
+            record(bench.step(rule, change, keep, trial, trial_fit))
+            if keep:
+                members, fit, current_metrics = trial, trial_fit, trial_metrics
+                last = grown
+
+    if len(members) > 1:
+        l1 = fit.l1_per_member()
+        keep_idx = [i for i, v in enumerate(l1) if v >= ev.prune_members_threshold]
+        if keep_idx and len(keep_idx) < len(members):
+            trial = [members[i] for i in keep_idx]
+            trial_fit = bench.fit(trial)
+            keep = trial_fit.objective <= fit.objective + OBJECTIVE_TOL
+            dropped = [members[i].name for i in range(len(members)) if i not in keep_idx]
+            record(
+                bench.step(
+                    "prune_members",
+                    f"drop {', '.join(dropped)} (|w|₁ < {ev.prune_members_threshold})",
+                    keep,
+                    trial,
+                    trial_fit,
+                    dropped=dropped,
+                )
+            )
+            if keep:
+                members, fit = trial, trial_fit
+                current_metrics = bench.val_metrics(members, fit)
+        else:
+            record(
+                bench.step(
+                    "prune_members",
+                    "every member's |w|₁ is above the threshold",
+                    False,
+                    members,
+                    fit,
+                )
+            )
+
+    sparsity = 0.0
+    dense_metrics = current_metrics
+    chosen: tuple[list[Member], MixtureFit] | None = None
+    for level in ev.sparsities:
+        tuned = [fine_tune_pruned(bench, m, level, ev.fine_tune_epochs)[0] for m in members]
+        tuned_fit = bench.fit(tuned)
+        metrics = bench.val_metrics(tuned, tuned_fit)
+        ok = bench.within_tolerance(metrics, dense_metrics)
+        kernels = sum(w.size for m in tuned for w in m.weights if is_kernel(w))
+        zeros = sum(int(np.sum(w == 0)) for m in tuned for w in m.weights if is_kernel(w))
+        record(
+            bench.step(
+                f"prune_weights_{level:g}",
+                f"zero {level:.0%} of each kernel by magnitude, fine-tune {ev.fine_tune_epochs} "
+                "epoch(s) with the mask held",
+                False,
+                tuned,
+                tuned_fit,
+                target_sparsity=level,
+                kernel_sparsity=zeros / max(kernels, 1),
+                within_tolerance=ok,
+            )
+        )
+        if ok:
+            chosen = (tuned, tuned_fit)
+            sparsity = level
+    if chosen is not None:
+        members, fit = chosen
+        for s in steps:
+            if s.step == f"prune_weights_{sparsity:g}":
+                s.kept = True
+    return EvaluationResult(members, fit, steps, cv, sparsity, time.perf_counter() - started)
