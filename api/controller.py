@@ -246,38 +246,30 @@ class Controller:
         self._set_state(job_id, JobState.succeeded, "job succeeded", result=summary)
 
     def _finish(self, job_id: str, result: Any) -> dict[str, Any]:
-        """Build, evaluate and export the final model; return the job's result summary."""
-        from automl.model import build_ensemble_model, data_info
-        from automl.runner import (
-            architecture_record,
-            build_report,
-            evaluate_members,
-            evaluate_model,
-            save_model,
-            write_json,
-        )
+        """The evaluation phase (each step an event), the final model and its exports."""
+        from automl.runner import finish
 
-        data, spec = result.data, result.spec
-        info = data_info(data)
-        model = build_ensemble_model(
-            result.ensemble.members, result.ensemble.fit, info, spec.mixture_weight_type
-        )
-        test_metrics = evaluate_model(model, data)
-        members_eval = evaluate_members(result.ensemble.members, data, info)
-        report = build_report(result, model, test_metrics, members_eval)
-        out = self.store.job_dir(job_id)
-        out.mkdir(parents=True, exist_ok=True)
-        save_model(model, out / "model.keras")
-        write_json(out / "architecture.json", architecture_record(spec, data, result.ensemble))
-        write_json(out / "preprocessing.json", info)
-        write_json(out / "report.json", report)
+        def on_step(step: Any) -> None:
+            with session_scope(self.factory) as s:
+                EventRepository(s).add(
+                    job_id,
+                    "info",
+                    f"evaluation: {step.step}: {step.change}",
+                    step=step.to_dict(),
+                )
+
+        outcome = finish(result, self.store.job_dir(job_id), on_step)
+        report = outcome.report
         return {
             "test_metrics": report["test_metrics"],
             "best_member": report["best_member"],
             "best_member_test_metrics": report["best_member_test_metrics"],
             "ensemble": {
-                k: report["ensemble"][k] for k in ("members", "params", "objective", "strategy")
+                k: report["ensemble"][k]
+                for k in ("members", "params", "nonzero_params", "objective", "strategy")
             },
+            "evaluation": report["evaluation"],
+            "latency": report["latency"],
             "stop_reason": report["stop_reason"],
             "search_wall_s": report["wall_s"],
             "data": report["data"],

@@ -20,7 +20,7 @@ from api.errors import APIError, UnauthorizedError
 from api.metrics import Metrics
 from api.migrate import upgrade
 from api.repositories import JobRepository
-from api.routes import datasets, health, jobs
+from api.routes import datasets, health, jobs, models
 from api.settings import Settings
 
 log = logging.getLogger("automl.api")
@@ -123,5 +123,6 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
 
     app.include_router(datasets.router)
     app.include_router(jobs.router)
+    app.include_router(models.router)
     app.include_router(health.router)
     return app

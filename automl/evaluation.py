@@ -316,10 +316,8 @@ def fine_tune_pruned(
             callbacks=[_mask_holder(masks)],
             class_weight=bench.data.class_weights,
         )
-    weights = tuple(
-        np.asarray(w) * m if m is not None else np.asarray(w)
-        for w, m in zip(model.get_weights(), masks, strict=True)
-    )
+    # no multiply here: the callback alone keeps pruned weights at zero (the tests count them)
+    weights = tuple(np.asarray(w) for w in model.get_weights())
     return replace(member, weights=weights), masks
 
 

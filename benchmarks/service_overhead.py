@@ -64,8 +64,12 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     base = {
-        "max_iterations": 4, "candidates_per_iteration": 2, "epochs": args.epochs,
-        "force_grow": True, "seed": 3, "batch_size": [64],
+        "max_iterations": 4,
+        "candidates_per_iteration": 2,
+        "epochs": args.epochs,
+        "force_grow": True,
+        "seed": 3,
+        "batch_size": [64],
     }
     warm = {**base, "max_iterations": 1, "epochs": 1}
     results = {}

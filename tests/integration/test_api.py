@@ -358,3 +358,54 @@ def test_a_dataset_in_use_cannot_be_deleted(server: Server) -> None:
         wait_for(c, job["id"], {"succeeded", "failed"})
         assert c.delete(f"/api/v1/datasets/{ds['id']}").status_code == 204
         assert json.loads(c.get(f"/api/v1/jobs/{job['id']}").text)["dataset_id"] is None
+
+
+# ---- the model: download, card, predict ---------------------------------------------------------
+def test_model_download_card_and_predict(server: Server) -> None:
+    import zipfile
+
+    from automl.data import load_builtin
+
+    wine = load_builtin("wine")
+    with server.client() as c:
+        job = c.post("/api/v1/jobs", json={"dataset": "wine", "spec": {**TINY, "epochs": 6}}).json()
+        early = c.post(f"/api/v1/jobs/{job['id']}/predict", json={"rows": [[0.0] * 13]})
+        if early.status_code != 200:  # still queued or running
+            assert early.status_code == 409 and "has no model yet" in early.json()["detail"]
+        done = wait_for(c, job["id"], {"succeeded", "failed"})
+        assert done["state"] == "succeeded", done["error"]
+        assert done["result"]["evaluation"]["steps"][0]["step"] == "baseline"
+
+        card = c.get(f"/api/v1/jobs/{job['id']}/model/card").json()
+        assert card["task"] == "classification" and card["inputs"]["n_features"] == 13
+        keras_file = c.get(f"/api/v1/jobs/{job['id']}/model?format=keras")
+        assert keras_file.status_code == 200 and keras_file.content[:2] == b"PK"
+        sm = c.get(f"/api/v1/jobs/{job['id']}/model?format=savedmodel")
+        assert sm.status_code == 200 and sm.headers["content-type"] == "application/zip"
+        assert "saved_model.pb" in zipfile.ZipFile(io.BytesIO(sm.content)).namelist()
+        assert c.get(f"/api/v1/jobs/{job['id']}/model?format=onnx").status_code == 422
+
+        rows = wine.x[:5].astype(float).tolist()  # raw features, as uploaded
+        r = c.post(f"/api/v1/jobs/{job['id']}/predict", json={"rows": rows})
+        assert r.status_code == 200, r.text
+        preds = r.json()["predictions"]
+        assert r.json()["count"] == 5
+        for p in preds:
+            assert p["label"] in ("class_0", "class_1", "class_2")
+            assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+            assert p["label"] == max(p["probabilities"], key=p["probabilities"].get)
+
+        for body, field, message in [
+            ({"rows": [rows[0][:12]]}, "rows.0", "row 0 has 12 values; the model takes 13"),
+            ({"rows": [rows[0], [*rows[1][:12], "x"]]}, "rows.1.12", "valid number"),
+            ({"rows": []}, "rows", "at least 1"),
+            ({"rows": [[True] * 13]}, "rows.0.0", "valid number"),
+            ({"data": rows}, "data", "not a field"),
+        ]:
+            bad = c.post(f"/api/v1/jobs/{job['id']}/predict", json=body)
+            assert bad.status_code == 422, (body, bad.text)
+            assert any(
+                e["field"] == field and message in e["message"] for e in bad.json()["errors"]
+            ), bad.text
+        missing = c.post(f"/api/v1/jobs/{'0' * 32}/predict", json={"rows": rows})
+        assert missing.status_code == 404
