@@ -278,7 +278,7 @@ class Controller:
     # ---- resume ----------------------------------------------------------------------------
     def load_resume(self, job_id: str) -> Any:
         """The completed iterations of a job, as the engine's ResumeState (None if none)."""
-        from automl.search import CandidateRecord, EnsembleRecord, IterationRecord, ResumeState
+        from automl.search import EnsembleRecord, IterationRecord, ResumeState
 
         with session_scope(self.factory) as s:
             iterations = list(IterationRepository(s).list(job_id))
@@ -290,31 +290,7 @@ class Controller:
                 rec = IterationRecord(
                     iteration=it.iteration,
                     previous_objective=it.previous_objective,
-                    candidates=[
-                        CandidateRecord(
-                            name=c.name,
-                            iteration=c.iteration,
-                            origin=c.origin,
-                            hparams=c.hparams,
-                            seed=c.seed,
-                            state=c.state,
-                            depth=c.depth or 0,
-                            params=c.params or 0,
-                            loss=c.loss,
-                            complexity=c.complexity,
-                            objective=c.objective,
-                            metrics=c.metrics,
-                            own_metrics=c.own_metrics,
-                            chosen=c.chosen,
-                            epochs_run=c.epochs_run,
-                            duration_s=c.duration_s or 0.0,
-                            train_s=c.train_s or 0.0,
-                            node=c.node or "",
-                            error=c.error,
-                        )
-                        for c in candidates
-                        if c.iteration == it.iteration
-                    ],
+                    candidates=[_record(c) for c in candidates if c.iteration == it.iteration],
                     ensembles=[EnsembleRecord(**e) for e in it.ensembles],
                     chosen=it.chosen,
                     best_objective=it.best_objective,
@@ -475,18 +451,42 @@ class JobCallback(SearchCallback):
         return self._cancel
 
 
+# Columns a CandidateRecord and a candidate row share; the rest differ in name or kind.
+_COPIED = ("loss", "complexity", "objective", "epochs_run", "error")
+
+
+def _record(row: Candidate) -> Any:
+    """A stored candidate as the engine's CandidateRecord (for resume)."""
+    from automl.search import CandidateRecord
+
+    return CandidateRecord(
+        name=row.name,
+        iteration=row.iteration,
+        origin=row.origin,
+        hparams=row.hparams,
+        seed=row.seed,
+        state=row.state,
+        depth=row.depth or 0,
+        params=row.params or 0,
+        metrics=dict(row.metrics),
+        own_metrics=dict(row.own_metrics),
+        chosen=row.chosen,
+        duration_s=row.duration_s or 0.0,
+        train_s=row.train_s or 0.0,
+        node=row.node or "",
+        **{k: getattr(row, k) for k in _COPIED},
+    )
+
+
 def _fill(row: Candidate, record: Any) -> None:
+    for key in _COPIED:
+        setattr(row, key, getattr(record, key))
     row.state = record.state
     row.depth = record.depth or None
     row.params = record.params or None
-    row.loss = record.loss
-    row.complexity = record.complexity
-    row.objective = record.objective
     row.metrics = dict(record.metrics)
     row.own_metrics = dict(record.own_metrics)
     row.chosen = bool(record.chosen)
     row.node = record.node or None
-    row.epochs_run = record.epochs_run
     row.duration_s = record.duration_s
     row.train_s = record.train_s
-    row.error = record.error

@@ -388,6 +388,18 @@ def replay(
     console.print(f"wrote {outcome.out_dir}")
 
 
+def _load_predictor(run_dir: Path) -> Any:
+    from automl._tf import quiet_import
+
+    quiet_import()
+    from automl.export import Predictor
+
+    try:
+        return Predictor(run_dir)
+    except AutoMLError as exc:
+        raise fail(str(exc)) from None
+
+
 @app.command()
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="a directory written by 'automl search'")],
@@ -400,17 +412,11 @@ def predict(
     import csv
     import io
 
-    from automl._tf import quiet_import
-
     if not data.is_file():
         raise fail(f"no such file: {str(data)!r}")
-    quiet_import()
-    from automl.export import PredictionInputError, Predictor
+    predictor = _load_predictor(run_dir)
+    from automl.export import PredictionInputError
 
-    try:
-        predictor = Predictor(run_dir)
-    except AutoMLError as exc:
-        raise fail(str(exc)) from None
     rows = list(csv.reader(io.StringIO(data.read_text(encoding="utf-8-sig"))))
     rows = [r for r in rows if r and any(c.strip() for c in r)]
     if len(rows) < 2:
@@ -462,15 +468,9 @@ def export(
 
     if format not in ("savedmodel", "keras"):
         raise fail(f"--format must be savedmodel or keras, not {format!r}")
-    from automl._tf import quiet_import
+    predictor = _load_predictor(run_dir)
+    from automl.export import export_savedmodel
 
-    quiet_import()
-    from automl.export import Predictor, export_savedmodel
-
-    try:
-        predictor = Predictor(run_dir)
-    except AutoMLError as exc:
-        raise fail(str(exc)) from None
     if format == "keras":
         target = out or run_dir / "export.keras"
         shutil.copyfile(run_dir / "model.keras", target)

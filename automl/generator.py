@@ -14,15 +14,6 @@ from automl.samplers import create_sampler, is_multi_objective
 from automl.spec import SearchSpec
 from automl.training import CandidateSpec
 
-SHARED_PARAMS = (
-    "optimizer",
-    "learning_rate",
-    "schedule",
-    "decay_power",
-    "decay_rate",
-    "batch_size",
-)
-
 
 def candidate_seed(seed: int, iteration: int, index: int) -> int:
     return (seed * 1_000_003 + iteration * 1_009 + index * 7_919) % (2**31 - 1)

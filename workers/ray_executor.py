@@ -144,10 +144,35 @@ class RayExecutor(Executor):
     def _key(self) -> tuple[float, float]:
         return (self.resources.cpus, self.resources.gpus)
 
+    def _evict_idle_others(self) -> int:
+        """Kill idle actors of other resource shapes: warm workers must never hold the CPUs or
+        GPUs this job's candidates need (that would make it wait forever)."""
+        import ray
+
+        evicted = 0
+        with _lock:
+            for key, pool in _pools.items():
+                if key == self._key():
+                    continue
+                for actor in [a for a in pool if a not in _busy]:
+                    pool.remove(actor)
+                    try:
+                        ray.kill(actor)
+                    except Exception:  # noqa: BLE001 - it may be gone already
+                        pass
+                    evicted += 1
+        return evicted
+
     def _acquire(self, limit: int) -> list[Any]:
         """Idle actors for this resource shape, creating new ones up to ``limit``."""
         from workers.actor import CandidateWorker
 
+        with _lock:
+            pool = _pools.setdefault(self._key(), [])
+            idle = [a for a in pool if a not in _busy][:limit]
+            needs_new = len(idle) < limit and len(pool) < self._slots
+        if needs_new:
+            self._evict_idle_others()
         with _lock:
             pool = _pools.setdefault(self._key(), [])
             idle = [a for a in pool if a not in _busy][:limit]
@@ -208,6 +233,10 @@ class RayExecutor(Executor):
                     if on_start is not None:
                         on_start(spec)
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+                if not ready:
+                    # an actor of ours may still wait for resources that another shape's
+                    # workers went idle holding
+                    self._evict_idle_others()
                 if should_stop is not None and should_stop():
                     raise SearchCancelledError("the search was cancelled")
                 for ref in ready:

@@ -12,6 +12,16 @@ from typing import Any
 
 from automl.spec import DenseSpace
 
+# Hyperparameters every family shares; Optuna names them without a family prefix.
+SHARED_PARAMS = (
+    "optimizer",
+    "learning_rate",
+    "schedule",
+    "decay_power",
+    "decay_rate",
+    "batch_size",
+)
+
 
 class SubnetworkBuilder(abc.ABC):
     """Builds one family of subnetworks and samples its hyperparameters."""
@@ -51,13 +61,5 @@ class SubnetworkBuilder(abc.ABC):
     def to_trial_params(hparams: dict[str, Any]) -> dict[str, Any]:
         """Turn stored hyperparameters back into Optuna parameter names (for enqueue_trial)."""
         family = hparams["family"]
-        shared = {
-            "optimizer",
-            "learning_rate",
-            "schedule",
-            "decay_power",
-            "decay_rate",
-            "batch_size",
-            "family",
-        }
+        shared = {*SHARED_PARAMS, "family"}
         return {(k if k in shared else f"{family}.{k}"): v for k, v in hparams.items()}

@@ -409,3 +409,22 @@ def test_model_download_card_and_predict(server: Server) -> None:
             ), bad.text
         missing = c.post(f"/api/v1/jobs/{'0' * 32}/predict", json={"rows": rows})
         assert missing.status_code == 404
+
+
+def test_a_job_needing_other_resources_than_the_warm_workers_still_runs(server: Server) -> None:
+    # the service keeps 1-CPU workers warm, holding both CPUs; a job whose candidates ask for
+    # both CPUs must get them (idle workers of another shape make room) instead of waiting
+    with server.client() as c:
+        job = c.post(
+            "/api/v1/jobs",
+            json={"dataset": "iris", "spec": {**TINY, "resources": {"cpus": 2}}},
+        ).json()
+        done = wait_for(c, job["id"], {"succeeded", "failed"}, timeout=180)
+        assert done["state"] == "succeeded", done["error"]
+        cands = c.get(f"/api/v1/jobs/{job['id']}/candidates").json()["data"]
+        assert len({x["node"] for x in cands}) == 1  # one 2-CPU worker fits on 2 cores
+        # and the next default job gets 1-CPU workers back
+        again = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": TINY}).json()
+        assert wait_for(c, again["id"], {"succeeded", "failed"}, timeout=180)["state"] == (
+            "succeeded"
+        )
