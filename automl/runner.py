@@ -80,9 +80,10 @@ def _best_member(evaluations: list[dict], task: str) -> dict:
 
 
 def architecture_record(
-    spec: SearchSpec, data: PreparedData, ensemble: FinalEnsemble
+    spec: SearchSpec, data: PreparedData, ensemble: FinalEnsemble, sparsity: float = 0.0
 ) -> dict[str, Any]:
-    """Everything replay needs to rebuild and retrain the same ensemble without searching."""
+    """Everything replay needs to rebuild and retrain the same ensemble without searching:
+    the final members (after grow rules and member pruning) and the weight sparsity kept."""
     return {
         "version": RECORD_VERSION,
         "spec": spec.to_dict(),
@@ -100,6 +101,7 @@ def architecture_record(
             "mixture_weights": np.asarray(ensemble.fit.weights).tolist(),
             "bias": np.asarray(ensemble.fit.bias).tolist(),
             "objective": ensemble.fit.objective,
+            "weight_sparsity": sparsity,
         },
     }
 
@@ -243,7 +245,8 @@ def finish(
         path.mkdir(parents=True, exist_ok=True)
         save_model(model, path / "model.keras")
         export_savedmodel(model, path / "savedmodel")
-        write_json(path / "architecture.json", architecture_record(spec, data, ensemble))
+        sparsity = evaluation.sparsity if evaluation is not None else 0.0
+        write_json(path / "architecture.json", architecture_record(spec, data, ensemble, sparsity))
         write_json(path / "preprocessing.json", info)
         write_json(path / "model_card.json", model_card(report, info))
         write_json(path / "report.json", report)
@@ -271,7 +274,8 @@ def load_record(run_dir: str | Path) -> dict[str, Any]:
 def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome:
     """Rebuild and retrain the recorded ensemble without searching.
 
-    Each member is retrained from its recorded hyperparameters and seed on the same split, then
+    Each member is retrained from its recorded hyperparameters and seed on the same split,
+    pruned and fine-tuned to the recorded weight sparsity if the evaluation phase kept one, then
     the mixture weights are fitted again; with the same data this reproduces the ensemble.
     """
     from automl.complexity import SubnetworkShape, create_complexity_measure
@@ -324,6 +328,17 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
         sel_logits = res.logits_train if spec.selection == "train" else res.logits_val
         assert sel_logits is not None
         logits.append(sel_logits)
+    sparsity = float(record["ensemble"].get("weight_sparsity", 0.0))
+    if sparsity > 0:
+        # the evaluation phase kept this sparsity: prune and fine-tune the same way
+        from automl.evaluation import _Bench, fine_tune_pruned
+
+        bench = _Bench(spec, data)
+        members = [
+            fine_tune_pruned(bench, m, sparsity, spec.evaluation.fine_tune_epochs)[0]
+            for m in members
+        ]
+        logits = [bench.logits(m)[0 if spec.selection == "train" else 1] for m in members]
     y_sel = data.y_train if spec.selection == "train" else data.y_val
     sw = None
     if data.class_weights:
@@ -368,6 +383,6 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
         path = Path(out_dir)
         path.mkdir(parents=True, exist_ok=True)
         save_model(model, path / "model.keras")
-        write_json(path / "architecture.json", architecture_record(spec, data, ensemble))
+        write_json(path / "architecture.json", architecture_record(spec, data, ensemble, sparsity))
         write_json(path / "report.json", report)
     return RunOutcome(None, model, report, path)
