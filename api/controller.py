@@ -202,13 +202,10 @@ class Controller:
         return spec, dataset, executor_name
 
     def _executor(self, name: str, spec: Any) -> Any:
-        if name == "ray":
-            from workers import RayExecutor
+        import workers  # noqa: F401 - registers the ray executor
+        from automl.executors import create_executor
 
-            return RayExecutor(spec.resources, address=self.settings.ray_address)
-        from automl.executors import InProcessExecutor
-
-        return InProcessExecutor()
+        return create_executor(name, resources=spec.resources, address=self.settings.ray_address)
 
     def _run_job(self, job_id: str) -> None:
         from automl.data import prepare

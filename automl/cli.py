@@ -1,4 +1,6 @@
-"""The ``automl`` command line: search, replay, datasets.
+"""The engine's commands of the ``automl`` command line: search, replay, datasets, predict,
+export. The service adds its own (serve, worker, db, apikey) in ``api.cli``, the console
+script's entry point; this module never imports the service.
 
 Bad arguments or data print one clear message and exit with code 2.
 """
@@ -336,12 +338,7 @@ def search(
             )
         from automl.executors import create_executor
 
-        if executor == "ray":
-            import workers  # noqa: F401 - registers the ray executor
-
-            exe = create_executor(executor, resources=search_spec.resources)
-        else:
-            exe = create_executor(executor)
+        exe = create_executor(executor, resources=search_spec.resources)
     except AutoMLError as exc:
         raise fail(str(exc)) from None
 
@@ -477,109 +474,6 @@ def export(
     else:
         target = export_savedmodel(predictor.model, out or run_dir / "export-savedmodel")
     console.print(f"wrote {target}")
-
-
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(apikey_app, name="apikey")
-
-
-def _service_settings(**overrides: Any) -> Any:
-    try:
-        from api.settings import Settings
-    except ImportError:  # pragma: no cover - the service is part of the package
-        raise fail("the service is not installed") from None
-    from pydantic import ValidationError
-
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        raise fail(f"invalid settings: {exc}") from None
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Upgrade the database (AUTOML_DATABASE_URL) to the newest schema."""
-    from api.db import make_engine
-    from api.errors import SchemaTooNewError
-    from api.migrate import upgrade
-
-    settings = _service_settings()
-    try:
-        before, after = upgrade(make_engine(settings.database_url))
-    except SchemaTooNewError as exc:
-        raise fail(str(exc)) from None
-    console.print(
-        f"database at revision {after}"
-        + (" (was empty)" if before is None else f" (was {before})" if before != after else "")
-    )
-
-
-@apikey_app.command("create")
-def apikey_create(
-    owner: Annotated[str, typer.Option(help="who the key belongs to")],
-) -> None:
-    """Create an API key and print it (only its hash is stored)."""
-    from api.auth import create_api_key
-    from api.db import make_engine, make_session_factory, session_scope
-    from api.migrate import upgrade
-
-    settings = _service_settings()
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    try:
-        with session_scope(make_session_factory(engine)) as s:
-            key = create_api_key(s, owner)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    typer.echo(key)
-
-
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="bind address (AUTOML_HOST)")] = None,
-    port: Annotated[int | None, typer.Option(help="port (AUTOML_PORT)")] = None,
-) -> None:
-    """Run the REST API and the controller (SQLite + local Ray by default)."""
-    import uvicorn
-
-    from api.errors import SchemaTooNewError
-    from api.main import create_app
-
-    settings = _service_settings(host=host, port=port)
-    from api.db import make_engine
-    from api.migrate import upgrade
-
-    try:
-        upgrade(make_engine(settings.database_url))  # refuse a too-new schema before serving
-    except SchemaTooNewError as exc:
-        raise fail(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - e.g. PostgreSQL unreachable
-        raise fail(f"cannot open the database {settings.database_url!r}: {exc}") from None
-    try:
-        uvicorn.run(
-            create_app(settings, announce=True),
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-        )
-    except SchemaTooNewError as exc:
-        raise fail(str(exc)) from None
-
-
-@app.command()
-def worker(
-    address: Annotated[str, typer.Option(help="the Ray head's HOST:PORT to join")],
-) -> None:
-    """Join a Ray cluster as a worker node (runs `ray start --block`)."""
-    import shutil
-
-    if ":" not in address:
-        raise fail(f"--address must be HOST:PORT, got {address!r}")
-    ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.execv(ray_bin, [ray_bin, "start", f"--address={address}", "--block"])
 
 
 def main() -> None:

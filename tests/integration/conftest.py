@@ -122,7 +122,7 @@ class Server:
         self.log_path = self.workdir / f"server-{n}.log"
         log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "automl.cli", "serve"],
+            [sys.executable, "-m", "api.cli", "serve"],
             cwd=self.workdir,
             env=self.env(),
             stdout=log,
@@ -178,7 +178,7 @@ class Server:
 
     def create_key(self, owner: str) -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "automl.cli", "apikey", "create", "--owner", owner],
+            [sys.executable, "-m", "api.cli", "apikey", "create", "--owner", owner],
             env=self.env(),
             capture_output=True,
             text=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-AUTOML = [sys.executable, "-m", "automl.cli"]
+AUTOML = [sys.executable, "-m", "api.cli"]
 
 
 def automl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

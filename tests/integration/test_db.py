@@ -47,7 +47,7 @@ def test_a_schema_newer_than_the_code_is_refused(db_url: str) -> None:
     with pytest.raises(SchemaTooNewError, match="revision 'f00dfeed0042', which this version"):
         upgrade(engine)
     proc = subprocess.run(
-        [sys.executable, "-m", "automl.cli", "db", "upgrade"],
+        [sys.executable, "-m", "api.cli", "db", "upgrade"],
         env={"AUTOML_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
@@ -55,7 +55,7 @@ def test_a_schema_newer_than_the_code_is_refused(db_url: str) -> None:
     )
     assert proc.returncode == 2 and "upgraded by a newer automl" in proc.stderr
     serve = subprocess.run(
-        [sys.executable, "-m", "automl.cli", "serve", "--port", "1"],
+        [sys.executable, "-m", "api.cli", "serve", "--port", "1"],
         env={"AUTOML_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

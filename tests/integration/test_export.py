@@ -81,7 +81,7 @@ def test_the_model_card_describes_the_model(wine_run) -> None:  # type: ignore[n
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "automl.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, timeout=300
     )
 
 
