@@ -310,25 +310,20 @@ def search(
             search_spec = SearchSpec.from_json(spec.read_text())
         else:
             search_spec = SearchSpec()
-        overrides = {
-            k: v
-            for k, v in (
-                ("max_iterations", max_iterations),
-                ("candidates_per_iteration", candidates),
-                ("epochs", epochs),
-                ("seed", seed),
-            )
-            if v is not None
-        }
-        evaluation = dict(search_spec.evaluation.model_dump())
+        raw = search_spec.to_dict()
+        for key, value in (
+            ("max_iterations", max_iterations),
+            ("candidates_per_iteration", candidates),
+            ("epochs", epochs),
+            ("seed", seed),
+        ):
+            if value is not None:
+                raw[key] = value
         if cv_folds is not None:
-            evaluation["cv_folds"] = cv_folds
+            raw["evaluation"]["cv_folds"] = cv_folds
         if no_evaluation:
-            evaluation["enabled"] = False
-        if overrides or evaluation != search_spec.evaluation.model_dump():
-            search_spec = SearchSpec.from_dict(
-                {**search_spec.to_dict(), **overrides, "evaluation": evaluation}
-            )
+            raw["evaluation"]["enabled"] = False
+        search_spec = SearchSpec.from_dict(raw)
         ds = _load_dataset(dataset, csv, label, npz, task)
         search_spec.resolve_families(ds.kind)
         out_dir = out or Path("runs") / f"{ds.name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from automl.complexity import SubnetworkShape, create_complexity_measure
+from automl.complexity import create_complexity_measure
 from automl.data import PreparedData
 from automl.ensemble import (
-    ComplexityRegularizedEnsembler,
     Member,
     MixtureFit,
     combine,
     task_metrics,
 )
-from automl.search import FinalEnsemble
+from automl.model import member_logits
+from automl.search import FinalEnsemble, SelectionFit, member_from_result
 from automl.spec import SearchSpec
 from automl.training import CandidateSpec, TrainingData, train_candidate
 
@@ -103,45 +103,19 @@ class _Bench:
     def __init__(self, spec: SearchSpec, data: PreparedData) -> None:
         self.spec = spec
         self.data = data
-        self.info = {
-            "n_features": data.x_train.shape[1],
-            "input_shape": data.dataset.input_shape,
-            "n_outputs": data.n_outputs,
-        }
-        self.ensembler = ComplexityRegularizedEnsembler(
-            data.task,
-            spec.mixture_weight_type,
-            use_bias=spec.mixture_bias,
-            nonnegative=spec.mixture_nonnegative,
-        )
+        self.fitter = SelectionFit(spec, data)
         self.measure = create_complexity_measure(spec.complexity_measure)
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        y = data.y_train if spec.selection == "train" else data.y_val
-        self.sel_y = y
-        self.sel_w = (
-            np.array([data.class_weights[int(c)] for c in y]) if data.class_weights else None
-        )
-
-    def model(self, member: Member) -> Any:
-        from automl.model import build_member_model
-
-        return build_member_model(member, self.info)
+        # keyed by the weights' id; the weights are kept with the value so the id stays theirs
+        self._cache: dict[int, tuple[tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray]]] = {}
 
     def logits(self, member: Member) -> tuple[np.ndarray, np.ndarray]:
         key = id(member.weights)
         if key not in self._cache:
-            m = self.model(member)
-            self._cache[key] = (
-                np.asarray(m.predict(self.data.x_train, batch_size=1024, verbose=0)),
-                np.asarray(m.predict(self.data.x_val, batch_size=1024, verbose=0)),
-            )
-        return self._cache[key]
+            self._cache[key] = (member.weights, member_logits(member, self.data))
+        return self._cache[key][1]
 
     def fit(self, members: list[Member]) -> MixtureFit:
-        idx = 0 if self.spec.selection == "train" else 1
-        stacked = np.stack([self.logits(m)[idx] for m in members], axis=1)
-        coef = np.array([self.spec.lambda_ * m.complexity + self.spec.beta for m in members])
-        return self.ensembler.fit(stacked, self.sel_y, coef, self.sel_w)
+        return self.fitter(members, [self.logits(m) for m in members])
 
     def val_metrics(self, members: list[Member], fit: MixtureFit) -> dict[str, float]:
         stacked = np.stack([self.logits(m)[1] for m in members], axis=1)
@@ -181,7 +155,7 @@ class _Bench:
         return new["mse"] <= base["mse"] * (1 + ev.relative_error_tolerance) + 1e-12
 
     def retrain(self, member: Member, hparams: dict[str, Any], name: str) -> Member | None:
-        spec = CandidateSpec(
+        cspec = CandidateSpec(
             name=name,
             iteration=member.iteration,
             index=0,
@@ -191,19 +165,8 @@ class _Bench:
             early_stopping_patience=self.spec.early_stopping_patience,
             origin="evaluation",
         )
-        res = train_candidate(spec, TrainingData.from_prepared(self.data))
-        if not res.ok:
-            return None
-        return Member(
-            name=name,
-            iteration=member.iteration,
-            hparams=hparams,
-            seed=member.seed,
-            depth=res.depth,
-            params=res.params,
-            complexity=self.measure(SubnetworkShape(res.depth, res.params)),
-            weights=tuple(res.weights),
-        )
+        res = train_candidate(cspec, TrainingData.from_prepared(self.data))
+        return member_from_result(res, self.measure) if res.ok else None
 
 
 def cross_validate(
@@ -285,12 +248,13 @@ def _mask_holder(masks: list[np.ndarray | None]) -> Any:
 
 
 def fine_tune_pruned(
-    bench: _Bench, member: Member, sparsity: float, epochs: int
+    member: Member, data: PreparedData, sparsity: float, epochs: int
 ) -> tuple[Member, list[np.ndarray | None]]:
     """Zero the smallest weights of each kernel, then train on the member's own loss with the
     mask held."""
     import keras
 
+    from automl.model import build_member_model, data_info
     from automl.optimizers import create_optimizer
     from automl.training import _loss
 
@@ -298,23 +262,23 @@ def fine_tune_pruned(
     pruned = tuple(
         w * m if m is not None else w for w, m in zip(member.weights, masks, strict=True)
     )
-    model = bench.model(replace(member, weights=pruned))
+    model = build_member_model(replace(member, weights=pruned), data_info(data))
     if epochs > 0:
         hp = member.hparams
         keras.utils.set_random_seed(member.seed)
         model.compile(
             optimizer=create_optimizer(str(hp["optimizer"]), float(hp["learning_rate"]) * 0.1),
-            loss=_loss(bench.data.task),
+            loss=_loss(data.task),
         )
         # the mask must line up with model.weights, the order get_weights() uses too
         model.fit(
-            bench.data.x_train,
-            bench.data.y_train,
+            data.x_train,
+            data.y_train,
             batch_size=int(hp["batch_size"]),
             epochs=epochs,
             verbose=0,
             callbacks=[_mask_holder(masks)],
-            class_weight=bench.data.class_weights,
+            class_weight=data.class_weights,
         )
     # no multiply here: the callback alone keeps pruned weights at zero (the tests count them)
     weights = tuple(np.asarray(w) for w in model.get_weights())
@@ -425,7 +389,7 @@ def evaluate(
     dense_metrics = current_metrics
     chosen: tuple[list[Member], MixtureFit] | None = None
     for level in ev.sparsities:
-        tuned = [fine_tune_pruned(bench, m, level, ev.fine_tune_epochs)[0] for m in members]
+        tuned = [fine_tune_pruned(m, data, level, ev.fine_tune_epochs)[0] for m in members]
         tuned_fit = bench.fit(tuned)
         metrics = bench.val_metrics(tuned, tuned_fit)
         ok = bench.within_tolerance(metrics, dense_metrics)

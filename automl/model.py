@@ -78,6 +78,15 @@ def build_member_model(member: Member, info: dict[str, Any]) -> keras.Model:
     return model
 
 
+def member_logits(member: Member, data: PreparedData) -> tuple[np.ndarray, np.ndarray]:
+    """A member's logits on the (scaled) training and validation splits."""
+    model = build_member_model(member, data_info(data))
+    return (
+        np.asarray(model.predict(data.x_train, batch_size=1024, verbose=0), np.float32),
+        np.asarray(model.predict(data.x_val, batch_size=1024, verbose=0), np.float32),
+    )
+
+
 def build_ensemble_model(
     members: list[Member], fit: MixtureFit, info: dict[str, Any], weight_type: str
 ) -> keras.Model:

@@ -278,9 +278,9 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
     pruned and fine-tuned to the recorded weight sparsity if the evaluation phase kept one, then
     the mixture weights are fitted again; with the same data this reproduces the ensemble.
     """
-    from automl.complexity import SubnetworkShape, create_complexity_measure
-    from automl.ensemble import ComplexityRegularizedEnsembler
-    from automl.model import build_ensemble_model, data_info
+    from automl.complexity import create_complexity_measure
+    from automl.model import build_ensemble_model, data_info, member_logits
+    from automl.search import SelectionFit, member_from_result
     from automl.training import CandidateSpec, TrainingData, train_candidate
 
     started = time.perf_counter()
@@ -298,7 +298,7 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
     tdata = TrainingData.from_prepared(data)
     measure = create_complexity_measure(spec.complexity_measure)
     members: list[Member] = []
-    logits: list[np.ndarray] = []
+    logits: list[tuple[np.ndarray, np.ndarray]] = []
     for m in record["ensemble"]["members"]:
         cspec = CandidateSpec(
             name=m["name"],
@@ -311,45 +311,21 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
             origin="replay",
         )
         res = train_candidate(cspec, tdata)
-        if not res.ok:
+        if not res.ok or res.logits_train is None or res.logits_val is None:
             raise RecordError(f"member {m['name']} failed to retrain:\n{res.error}")
-        members.append(
-            Member(
-                m["name"],
-                m["iteration"],
-                m["hparams"],
-                m["seed"],
-                res.depth,
-                res.params,
-                measure(SubnetworkShape(res.depth, res.params)),
-                tuple(res.weights),
-            )
-        )
-        sel_logits = res.logits_train if spec.selection == "train" else res.logits_val
-        assert sel_logits is not None
-        logits.append(sel_logits)
+        members.append(member_from_result(res, measure))
+        logits.append((res.logits_train, res.logits_val))
     sparsity = float(record["ensemble"].get("weight_sparsity", 0.0))
     if sparsity > 0:
         # the evaluation phase kept this sparsity: prune and fine-tune the same way
-        from automl.evaluation import _Bench, fine_tune_pruned
+        from automl.evaluation import fine_tune_pruned
 
-        bench = _Bench(spec, data)
         members = [
-            fine_tune_pruned(bench, m, sparsity, spec.evaluation.fine_tune_epochs)[0]
+            fine_tune_pruned(m, data, sparsity, spec.evaluation.fine_tune_epochs)[0]
             for m in members
         ]
-        logits = [bench.logits(m)[0 if spec.selection == "train" else 1] for m in members]
-    y_sel = data.y_train if spec.selection == "train" else data.y_val
-    sw = None
-    if data.class_weights:
-        sw = np.array([data.class_weights[int(c)] for c in y_sel])
-    coef = np.array([spec.lambda_ * m.complexity + spec.beta for m in members])
-    fit = ComplexityRegularizedEnsembler(
-        data.task,
-        spec.mixture_weight_type,
-        use_bias=spec.mixture_bias,
-        nonnegative=spec.mixture_nonnegative,
-    ).fit(np.stack(logits, axis=1), y_sel, coef, sw)
+        logits = [member_logits(m, data) for m in members]
+    fit = SelectionFit(spec, data)(members, logits)
     info = data_info(data)
     model = build_ensemble_model(members, fit, info, spec.mixture_weight_type)
     ensemble = FinalEnsemble(members, fit, record["ensemble"]["strategy"])

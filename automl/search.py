@@ -226,6 +226,52 @@ class CallbackList(SearchCallback):
         return any(cb.should_stop() for cb in self.callbacks)
 
 
+class SelectionFit:
+    """Mixture weights fitted, and F scored, on the spec's selection split (train or
+    validation) with class weights — the one way the search, the evaluation phase and replay
+    fit an ensemble of trained members."""
+
+    def __init__(self, spec: SearchSpec, data: PreparedData) -> None:
+        self.split = 0 if spec.selection == "train" else 1
+        self.y = data.y_train if spec.selection == "train" else data.y_val
+        self.sample_weight = (
+            np.array([data.class_weights[int(c)] for c in self.y]) if data.class_weights else None
+        )
+        self.lambda_, self.beta, self.n_outputs = spec.lambda_, spec.beta, data.n_outputs
+        self.ensembler = ComplexityRegularizedEnsembler(
+            data.task,
+            spec.mixture_weight_type,
+            use_bias=spec.mixture_bias,
+            nonnegative=spec.mixture_nonnegative,
+        )
+
+    def __call__(
+        self, members: Sequence[Member], logits: Sequence[tuple[np.ndarray, np.ndarray]]
+    ) -> MixtureFit:
+        """``logits[j]`` holds member j's outputs on (train, validation)."""
+        stacked = (
+            np.stack([pair[self.split] for pair in logits], axis=1)
+            if members
+            else np.zeros((len(self.y), 0, self.n_outputs), np.float32)
+        )
+        coef = np.array([self.lambda_ * m.complexity + self.beta for m in members])
+        return self.ensembler.fit(stacked, self.y, coef, self.sample_weight)
+
+
+def member_from_result(result: CandidateResult, measure: Any) -> Member:
+    """A trained subnetwork as a frozen member, its complexity r(h) measured."""
+    return Member(
+        name=result.spec.name,
+        iteration=result.spec.iteration,
+        hparams=result.spec.hparams,
+        seed=result.spec.seed,
+        depth=result.depth,
+        params=result.params,
+        complexity=measure(SubnetworkShape(result.depth, result.params)),
+        weights=tuple(result.weights),
+    )
+
+
 @dataclass
 class _State:
     """The ensemble in force and what the generator builds on next."""
@@ -279,38 +325,14 @@ class AdaNetSearch:
         self.families = spec.resolve_families(data.dataset.kind)
         self.measure = create_complexity_measure(spec.complexity_measure)
         self.strategies = [create_strategy(s) for s in spec.ensemble_strategies]
-        self.ensembler = ComplexityRegularizedEnsembler(
-            data.task,
-            spec.mixture_weight_type,
-            use_bias=spec.mixture_bias,
-            nonnegative=spec.mixture_nonnegative,
-        )
+        self.fitter = SelectionFit(spec, data)
         self._members: dict[str, Member] = {}
         self._logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        sel_y = data.y_train if spec.selection == "train" else data.y_val
-        self._sel_y = sel_y
-        self._sel_weight = None
-        if data.class_weights:
-            self._sel_weight = np.array([data.class_weights[int(c)] for c in sel_y])
 
     # ---- helpers --------------------------------------------------------------------------
-    def _selection_logits(self, names: Sequence[str]) -> np.ndarray:
-        idx = 0 if self.spec.selection == "train" else 1
-        n = len(self._sel_y)
-        if not names:
-            return np.zeros((n, 0, self.data.n_outputs), np.float32)
-        return np.stack([self._logits[m][idx] for m in names], axis=1)
-
-    def _coefficients(self, names: Sequence[str]) -> np.ndarray:
-        return np.array(
-            [self.spec.lambda_ * self._members[m].complexity + self.spec.beta for m in names]
-        )
-
     def fit_mixture(self, names: Sequence[str]) -> MixtureFit:
         """Fit the mixture weights of an ensemble of these (already trained) members."""
-        return self.ensembler.fit(
-            self._selection_logits(names), self._sel_y, self._coefficients(names), self._sel_weight
-        )
+        return self.fitter([self._members[m] for m in names], [self._logits[m] for m in names])
 
     def _score(self, candidate: Candidate) -> EnsembleRecord:
         fit = self.fit_mixture(candidate.members)
@@ -329,16 +351,7 @@ class AdaNetSearch:
 
     def _admit(self, result: CandidateResult) -> Member:
         assert result.logits_train is not None and result.logits_val is not None
-        member = Member(
-            name=result.spec.name,
-            iteration=result.spec.iteration,
-            hparams=result.spec.hparams,
-            seed=result.spec.seed,
-            depth=result.depth,
-            params=result.params,
-            complexity=self.measure(SubnetworkShape(result.depth, result.params)),
-            weights=tuple(result.weights),
-        )
+        member = member_from_result(result, self.measure)
         self._members[member.name] = member
         self._logits[member.name] = (result.logits_train, result.logits_val)
         return member
@@ -382,13 +395,8 @@ class AdaNetSearch:
         return state
 
     def _admit_stored(self, rec: CandidateRecord, weights: list[np.ndarray]) -> None:
-        from automl.model import build_member_model
+        from automl.model import member_logits
 
-        info = {
-            "n_features": self.data.x_train.shape[1],
-            "input_shape": self.data.dataset.input_shape,
-            "n_outputs": self.data.n_outputs,
-        }
         member = Member(
             name=rec.name,
             iteration=rec.iteration,
@@ -399,12 +407,8 @@ class AdaNetSearch:
             complexity=self.measure(SubnetworkShape(rec.depth, rec.params)),
             weights=tuple(weights),
         )
-        model = build_member_model(member, info)
         self._members[member.name] = member
-        self._logits[member.name] = (
-            np.asarray(model.predict(self.data.x_train, batch_size=1024, verbose=0), np.float32),
-            np.asarray(model.predict(self.data.x_val, batch_size=1024, verbose=0), np.float32),
-        )
+        self._logits[member.name] = member_logits(member, self.data)
 
     def _loop(
         self, generator: CandidateGenerator, started: float, resume: ResumeState | None

@@ -29,10 +29,10 @@ TARGETS = {"digits": (0.98, 300.0), "mnist1d": (0.97, 600.0)}
 def main() -> int:
 
     from automl.data import load_builtin, prepare
-    from automl.evaluation import _Bench, fine_tune_pruned
-    from automl.model import build_ensemble_model, data_info
+    from automl.evaluation import fine_tune_pruned
+    from automl.model import build_ensemble_model, data_info, member_logits
     from automl.runner import evaluate_members, evaluate_model, finish
-    from automl.search import AdaNetSearch
+    from automl.search import AdaNetSearch, SelectionFit
     from automl.spec import SearchSpec
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -91,14 +91,14 @@ def main() -> int:
         print(json.dumps(row), flush=True)
         if not args.no_evaluation:
             # test accuracy at each sparsity, from the search's ensemble, for the closing note
-            bench = _Bench(spec, data)
+            fitter = SelectionFit(spec, data)
             by_level = {}
             for level in spec.evaluation.sparsities:
                 tuned = [
-                    fine_tune_pruned(bench, m, level, spec.evaluation.fine_tune_epochs)[0]
+                    fine_tune_pruned(m, data, level, spec.evaluation.fine_tune_epochs)[0]
                     for m in ens.members
                 ]
-                fit = bench.fit(tuned)
+                fit = fitter(tuned, [member_logits(m, data) for m in tuned])
                 pruned = build_ensemble_model(tuned, fit, info, spec.mixture_weight_type)
                 by_level[str(level)] = evaluate_model(pruned, data)["accuracy"]
             started = time.perf_counter()

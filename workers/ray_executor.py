@@ -19,7 +19,7 @@ from automl.executors import EpochReporter, Executor, StartReporter, StopCheck, 
 from automl.spec import Resources
 from automl.training import CandidateResult, CandidateSpec, TrainingData, node_name
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: _acquire evicts other shapes while holding it
 _pools: dict[tuple[float, float], list[Any]] = {}
 _busy: set[Any] = set()
 _started_local = False
@@ -108,6 +108,17 @@ def check_feasible(resources: Resources) -> dict[str, float]:
     return {"slots": max(1, slots), "cpu": total.get("CPU", 0.0), "gpu": total.get("GPU", 0.0)}
 
 
+def _kill(pool: list[Any], actor: Any) -> None:
+    import ray
+
+    if actor in pool:
+        pool.remove(actor)
+    try:
+        ray.kill(actor)
+    except Exception:  # noqa: BLE001 - it may be gone already
+        pass
+
+
 class RayExecutor(Executor):
     """Candidates train on warm Ray actors, as many at once as the cluster has room for.
 
@@ -144,24 +155,14 @@ class RayExecutor(Executor):
     def _key(self) -> tuple[float, float]:
         return (self.resources.cpus, self.resources.gpus)
 
-    def _evict_idle_others(self) -> int:
+    def _evict_idle_others(self) -> None:
         """Kill idle actors of other resource shapes: warm workers must never hold the CPUs or
         GPUs this job's candidates need (that would make it wait forever)."""
-        import ray
-
-        evicted = 0
         with _lock:
             for key, pool in _pools.items():
-                if key == self._key():
-                    continue
-                for actor in [a for a in pool if a not in _busy]:
-                    pool.remove(actor)
-                    try:
-                        ray.kill(actor)
-                    except Exception:  # noqa: BLE001 - it may be gone already
-                        pass
-                    evicted += 1
-        return evicted
+                if key != self._key():
+                    for actor in [a for a in pool if a not in _busy]:
+                        _kill(pool, actor)
 
     def _acquire(self, limit: int) -> list[Any]:
         """Idle actors for this resource shape, creating new ones up to ``limit``."""
@@ -170,12 +171,8 @@ class RayExecutor(Executor):
         with _lock:
             pool = _pools.setdefault(self._key(), [])
             idle = [a for a in pool if a not in _busy][:limit]
-            needs_new = len(idle) < limit and len(pool) < self._slots
-        if needs_new:
-            self._evict_idle_others()
-        with _lock:
-            pool = _pools.setdefault(self._key(), [])
-            idle = [a for a in pool if a not in _busy][:limit]
+            if len(idle) < limit and len(pool) < self._slots:
+                self._evict_idle_others()
             while len(idle) < limit and len(pool) < self._slots:
                 actor = CandidateWorker.options(  # type: ignore[attr-defined]
                     num_cpus=self.resources.cpus,
@@ -188,18 +185,10 @@ class RayExecutor(Executor):
             return idle
 
     def _release(self, actor: Any, dead: bool = False) -> None:
-        import ray
-
         with _lock:
             _busy.discard(actor)
             if dead:
-                pool = _pools.get(self._key(), [])
-                if actor in pool:
-                    pool.remove(actor)
-                try:
-                    ray.kill(actor)
-                except Exception:  # noqa: BLE001 - it may be gone already
-                    pass
+                _kill(_pools.get(self._key(), []), actor)
 
     def run(
         self,

@@ -5,12 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from api.deps import OwnerDep, SessionDep, StateDep
-from api.errors import PayloadTooLargeError
 from api.schemas import DatasetPublic, DatasetsPublic
 from api.services.datasets import DatasetService
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
-CHUNK = 1 << 20
 
 
 def _service(session: SessionDep, state: StateDep) -> DatasetService:
@@ -18,7 +16,7 @@ def _service(session: SessionDep, state: StateDep) -> DatasetService:
 
 
 @router.post("", status_code=201, response_model=DatasetPublic)
-async def upload_dataset(
+def upload_dataset(
     owner: OwnerDep,
     session: SessionDep,
     state: StateDep,
@@ -27,19 +25,8 @@ async def upload_dataset(
     task: Annotated[str | None, Form(description="classification or regression")] = None,
     name: Annotated[str | None, Form(max_length=200)] = None,
 ) -> DatasetPublic:
-    limit = state.settings.max_upload_bytes
-    chunks, size = [], 0
-    while chunk := await file.read(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(
-                f"the file is larger than the {limit / 1e6:.1f} MB upload limit "
-                "(AUTOML_MAX_UPLOAD_MB)",
-                field="file",
-            )
-        chunks.append(chunk)
     row = _service(session, state).upload(
-        owner, file.filename or "upload", b"".join(chunks), label, task, name
+        owner, file.filename or "upload", file.file, label, task, name
     )
     return DatasetPublic.model_validate(row)
 

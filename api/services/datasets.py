@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
@@ -14,6 +15,8 @@ from api.repositories import DatasetRepository
 from automl.data import load_csv, load_npz
 from automl.errors import DataError
 
+CHUNK = 1 << 20
+
 
 class DatasetService:
     def __init__(self, session: Session, store: ArtifactStore, max_bytes: int) -> None:
@@ -21,21 +24,29 @@ class DatasetService:
         self.store = store
         self.max_bytes = max_bytes
 
+    def read_limited(self, stream: BinaryIO) -> bytes:
+        """Read an upload, stopping as soon as it passes the size limit."""
+        chunks, size = [], 0
+        while chunk := stream.read(CHUNK):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise PayloadTooLargeError(
+                    f"the file is larger than the {self.max_bytes / 1e6:.1f} MB upload limit "
+                    "(AUTOML_MAX_UPLOAD_MB)",
+                    field="file",
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def upload(
         self,
         owner: str,
         filename: str,
-        content: bytes,
+        stream: BinaryIO,
         label: str | None,
         task: str | None,
         name: str | None,
     ) -> Dataset:
-        if len(content) > self.max_bytes:
-            raise PayloadTooLargeError(
-                f"the file is {len(content) / 1e6:.1f} MB; uploads are limited to "
-                f"{self.max_bytes / 1e6:.1f} MB (AUTOML_MAX_UPLOAD_MB)",
-                field="file",
-            )
         lower = filename.lower()
         fmt = "npz" if lower.endswith(".npz") else "csv" if lower.endswith(".csv") else None
         if fmt is None:
@@ -52,6 +63,7 @@ class DatasetService:
             raise UnprocessableError(
                 f"task must be classification or regression, not {task!r}", field="task"
             )
+        content = self.read_limited(stream)
         try:
             ds = (
                 load_csv(content, label=str(label), task=task)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from automl.data import load_builtin, prepare
-from automl.evaluation import _Bench, evaluate, fine_tune_pruned, is_kernel, magnitude_masks
+from automl.evaluation import evaluate, fine_tune_pruned, is_kernel, magnitude_masks
 from automl.search import AdaNetSearch
 from automl.spec import SearchSpec
 from tests.conftest import tiny_spec_dict
@@ -39,9 +39,8 @@ def test_magnitude_masks_zero_the_smallest_fraction_of_each_kernel() -> None:
 
 def test_the_mask_holds_through_fine_tuning(searched) -> None:  # type: ignore[no-untyped-def]
     spec, data, result = searched
-    bench = _Bench(spec, data)
     member = result.ensemble.members[0]
-    tuned, masks = fine_tune_pruned(bench, member, 0.6, epochs=3)
+    tuned, masks = fine_tune_pruned(member, data, 0.6, epochs=3)
     for before, after, mask in zip(member.weights, tuned.weights, masks, strict=True):
         if mask is None:
             continue

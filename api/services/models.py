@@ -1,0 +1,78 @@
+"""A finished job's model: where it lives, its SavedModel archive, its card, predictions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.artifacts import ArtifactStore
+from api.errors import ConflictError, UnprocessableError
+from api.models import JobState
+from api.services.jobs import JobService
+
+_predictors: OrderedDict[str, Any] = OrderedDict()
+_lock = threading.Lock()
+_CACHE = 8  # loaded models kept per process
+
+
+class ModelService:
+    def __init__(self, session: Session, store: ArtifactStore, default_executor: str) -> None:
+        self.jobs = JobService(session, store, default_executor)
+        self.store = store
+
+    def model_dir(self, owner: str, job_id: str) -> Path:
+        """The job's artifact directory; 409 until the job has succeeded."""
+        job = self.jobs.get(owner, job_id)
+        path = self.store.job_dir(job.id)
+        if job.state != JobState.succeeded or not (path / "model.keras").is_file():
+            raise ConflictError(
+                f"job {job_id!r} has no model yet (it is {job.state}); models exist once a job "
+                "has succeeded"
+            )
+        return path
+
+    def savedmodel_zip(self, owner: str, job_id: str) -> Path:
+        path = self.model_dir(owner, job_id)
+        archive = path / "savedmodel.zip"
+        if not archive.is_file():
+            tmp = shutil.make_archive(str(path / ".savedmodel.part"), "zip", path / "savedmodel")
+            Path(tmp).replace(archive)
+        return archive
+
+    def card(self, owner: str, job_id: str) -> Any:
+        return json.loads((self.model_dir(owner, job_id) / "model_card.json").read_text())
+
+    def predict(self, owner: str, job_id: str, rows: list[list[float]]) -> list[dict[str, Any]]:
+        """Raw feature rows → predictions; a row that does not fit is a 422 naming it."""
+        from automl.export import PredictionInputError
+
+        predictor = _predictor(job_id, self.model_dir(owner, job_id))
+        try:
+            return list(predictor.predict(rows))
+        except PredictionInputError as exc:
+            field = (
+                "rows"
+                + (f".{exc.row}" if exc.row is not None else "")
+                + (f".{exc.column}" if exc.column is not None else "")
+            )
+            raise UnprocessableError(str(exc), field=field) from None
+
+
+def _predictor(job_id: str, path: Path) -> Any:
+    from automl.export import Predictor
+
+    with _lock:
+        if job_id in _predictors:
+            _predictors.move_to_end(job_id)
+            return _predictors[job_id]
+        predictor = Predictor(path)
+        _predictors[job_id] = predictor
+        while len(_predictors) > _CACHE:
+            _predictors.popitem(last=False)
+        return predictor
