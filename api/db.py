@@ -3,7 +3,7 @@ while the controller writes without "database is locked"."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,3 +48,47 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def _on_outcome(
+    session: Session,
+    on_commit: Callable[[], None] | None,
+    on_rollback: Callable[[], None] | None,
+) -> None:
+    """Run one of two actions when the session's current transaction ends, whichever way."""
+    done = False
+
+    def committed(_session: Session) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            if on_commit is not None:
+                on_commit()
+
+    def rolled_back(_session: Session) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            if on_rollback is not None:
+                on_rollback()
+
+    event.listen(session, "after_commit", committed)
+    event.listen(session, "after_rollback", rolled_back)
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` once this session's transaction has committed (never if it rolls back).
+
+    Files that a deleted row owned are removed this way: a failed commit keeps the row and its
+    files together instead of leaving a row whose files are gone.
+    """
+    _on_outcome(session, action, None)
+
+
+def after_rollback(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` if this session's transaction rolls back (never once it has committed).
+
+    A file written for a new row is removed this way when the row does not make it, so a failed
+    commit leaves no orphan file.
+    """
+    _on_outcome(session, None, action)

@@ -103,6 +103,8 @@ class Dataset(Base):
     format: Mapped[str] = mapped_column(String(8))
     label: Mapped[str | None] = mapped_column(String(200), default=None)
     task: Mapped[str] = mapped_column(String(16))
+    # which rule decided the task (given by the user, float values, few classes...)
+    task_rule: Mapped[str | None] = mapped_column(String(300), default=None)
     rows: Mapped[int] = mapped_column(Integer)
     features: Mapped[int] = mapped_column(Integer)
     class_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -128,6 +130,9 @@ class Job(Base):
     executor: Mapped[str] = mapped_column(String(20), default="ray")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # the lease of the controller running the job: a job whose heartbeat is stale has no runner
+    lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     current_iteration: Mapped[int | None] = mapped_column(Integer, default=None)
     candidates_done: Mapped[int] = mapped_column(Integer, default=0)
     candidates_total: Mapped[int] = mapped_column(Integer, default=0)
@@ -180,6 +185,11 @@ class Candidate(Base):
     chosen: Mapped[bool] = mapped_column(Boolean, default=False)
     node: Mapped[str | None] = mapped_column(String(200), default=None)
     epochs_run: Mapped[int] = mapped_column(Integer, default=0)
+    # trainings started for this candidate: more than one when a worker died under it
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    failure_kind: Mapped[str | None] = mapped_column(
+        String(16), default=None
+    )  # training | infrastructure
     duration_s: Mapped[float | None] = mapped_column(Float, default=None)
     train_s: Mapped[float | None] = mapped_column(Float, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
