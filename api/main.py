@@ -17,6 +17,7 @@ from api.controller import Controller
 from api.db import make_engine, make_session_factory, session_scope
 from api.deps import AppState
 from api.errors import APIError, UnauthorizedError
+from api.limits import UploadLimitMiddleware
 from api.metrics import Metrics
 from api.migrate import upgrade
 from api.repositories import JobRepository
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
             {"detail": f"invalid request: {summary}", "errors": errors}, status_code=422
         )
 
+    app.add_middleware(UploadLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     app.include_router(models.router)

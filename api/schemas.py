@@ -20,6 +20,7 @@ class DatasetPublic(_Out):
     format: str
     label: str | None
     task: str
+    task_rule: str | None = None
     rows: int
     features: int
     class_counts: dict[str, int]

@@ -10,6 +10,10 @@ from api.services.datasets import DatasetService
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
+# An offset past 2**63 overflows the databases' 64-bit integers (a 500). No list comes near
+# 2**31 rows, so this bound keeps every backend in range and makes a bad offset a 422.
+MAX_OFFSET = 2**31 - 1
+
 
 def _service(session: SessionDep, state: StateDep) -> DatasetService:
     return DatasetService(session, state.store, state.settings.max_upload_bytes)
@@ -37,7 +41,7 @@ def list_datasets(
     session: SessionDep,
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> DatasetsPublic:
     rows, total = _service(session, state).list(owner, limit, offset)
     return DatasetsPublic(data=[DatasetPublic.model_validate(r) for r in rows], count=total)

@@ -9,7 +9,9 @@ from typing import BinaryIO
 from sqlalchemy.orm import Session
 
 from api.artifacts import ArtifactStore
+from api.db import after_commit, after_rollback
 from api.errors import ConflictError, NotFoundError, PayloadTooLargeError, UnprocessableError
+from api.limits import too_large_message
 from api.models import Dataset, new_id
 from api.repositories import DatasetRepository
 from automl.data import load_csv, load_npz
@@ -30,11 +32,7 @@ class DatasetService:
         while chunk := stream.read(CHUNK):
             size += len(chunk)
             if size > self.max_bytes:
-                raise PayloadTooLargeError(
-                    f"the file is larger than the {self.max_bytes / 1e6:.1f} MB upload limit "
-                    "(AUTOML_MAX_UPLOAD_MB)",
-                    field="file",
-                )
+                raise PayloadTooLargeError(too_large_message(self.max_bytes), field="file")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -74,8 +72,15 @@ class DatasetService:
             raise UnprocessableError(str(exc), field="file") from None
         dataset_id = new_id()
         path = self.store.dataset_file(dataset_id, fmt)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")
+
+        def remove_file() -> None:
+            tmp.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+
+        # registered before the file exists: a row that does not commit leaves no file behind
+        after_rollback(self.repo.s, remove_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(content)
         os.replace(tmp, path)
         try:
@@ -86,6 +91,7 @@ class DatasetService:
                 format=fmt,
                 label=label if fmt == "csv" else None,
                 task=ds.task,
+                task_rule=ds.task_rule,
                 rows=ds.n_rows,
                 features=ds.n_features,
                 class_counts=ds.class_counts(),
@@ -96,7 +102,7 @@ class DatasetService:
             )
             self.repo.add(row)
         except BaseException:
-            path.unlink(missing_ok=True)  # the row did not make it: neither does the file
+            remove_file()  # the row did not make it: neither does the file
             raise
         return row
 
@@ -120,4 +126,5 @@ class DatasetService:
         path = self.store.absolute(row.path)
         self.repo.delete(row)
         self.repo.s.flush()
-        path.unlink(missing_ok=True)
+        # only once the delete has committed: a failed commit keeps the row, so keeps its file
+        after_commit(self.repo.s, lambda: path.unlink(missing_ok=True))

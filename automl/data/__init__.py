@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from automl.data._builtin import builtin_datasets, builtin_kind, load_builtin
-from automl.data._checks import check_features, check_labels, detect_task
+from automl.data._checks import check_features, check_labels, detect_task, explain_task
 from automl.data._dataset import Dataset, PreparedData, Task
-from automl.data._files import load_csv, load_npz
+from automl.data._files import MAX_NPZ_ARRAY_BYTES, load_csv, load_npz
 from automl.data._prepare import prepare
 
 __all__ = [
+    "MAX_NPZ_ARRAY_BYTES",
     "Dataset",
     "PreparedData",
     "Task",
@@ -19,6 +20,7 @@ __all__ = [
     "check_features",
     "check_labels",
     "detect_task",
+    "explain_task",
     "load_builtin",
     "load_csv",
     "load_npz",

@@ -43,6 +43,7 @@ def _sklearn(name: str) -> Dataset:
             task="regression",
             feature_names=features,
             source={"builtin": name},
+            task_rule="built-in dataset: regression",
         )
     labels = [str(t) for t in getattr(bunch, "target_names", np.unique(target))]
     return Dataset(
@@ -54,6 +55,7 @@ def _sklearn(name: str) -> Dataset:
         label_names=labels,
         input_shape=(8, 8, 1) if name == "digits" else None,
         source={"builtin": name},
+        task_rule="built-in dataset: classification",
     )
 
 
@@ -74,6 +76,7 @@ def _mnist1d() -> Dataset:
         source={"builtin": "mnist1d"},
         x_test=np.asarray(data["x_test"], dtype=np.float32),
         y_test=np.asarray(data["y_test"], dtype=np.int64),
+        task_rule="built-in dataset: classification",
     )
 
 

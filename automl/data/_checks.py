@@ -45,18 +45,51 @@ def check_labels(y: np.ndarray, task: Task) -> None:
         )
 
 
-def detect_task(y: np.ndarray) -> Task:
-    """Classification when labels are strings or few distinct integers; regression otherwise."""
-    if y.dtype.kind in "OUSb":
-        return "classification"
+# Integer labels read as classes only when they are few, both absolutely and per row.
+MAX_AUTO_CLASSES = 20
+MIN_ROWS_PER_AUTO_CLASS = 10
+
+
+def explain_task(y: np.ndarray) -> tuple[Task, str]:
+    """Choose the task from the labels and say which rule chose it.
+
+    The rule is conservative, because integers are as often a quantity (an age, a count, a
+    score) as a class index, and reading a quantity as classes throws away its order:
+
+    - text labels, or true/false: classification;
+    - NaN or infinite values, or any value that is not a whole number: regression;
+    - whole numbers with K distinct values in N rows: classification when K <= 2, or when
+      K <= 20 and N >= 10 * K (at least ten rows per value on average); regression otherwise.
+
+    A task the user gives is always used as given; this rule is only the default. The returned
+    sentence is stored with the dataset (``Dataset.task_rule``) so a user can see why, e.g.
+    ``"12 integer classes in 1797 rows: classification"`` or
+    ``"57 distinct integers in 442 rows: regression (fewer than 10 rows per value)"``.
+    """
+    if y.dtype.kind in "OUS":
+        return "classification", "text labels: classification"
+    if y.dtype.kind == "b":
+        return "classification", "true/false labels: classification"
     values = y.astype(np.float64)
     if not np.all(np.isfinite(values)):
-        return "regression"
+        return "regression", "NaN or infinite values: regression"
     distinct = np.unique(values)
-    integral = bool(np.all(np.equal(np.mod(distinct, 1), 0)))
-    if integral and distinct.size <= max(20, int(0.05 * values.size)) and distinct.size <= 100:
-        return "classification"
-    return "regression"
+    if not np.all(np.equal(np.mod(distinct, 1), 0)):
+        return "regression", "non-integer values: regression"
+    k, n = int(distinct.size), int(values.size)
+    if k <= 2 or (k <= MAX_AUTO_CLASSES and n >= MIN_ROWS_PER_AUTO_CLASS * k):
+        return "classification", f"{k} integer classes in {n} rows: classification"
+    why = (
+        f"more than {MAX_AUTO_CLASSES} values"
+        if k > MAX_AUTO_CLASSES
+        else f"fewer than {MIN_ROWS_PER_AUTO_CLASS} rows per value"
+    )
+    return "regression", f"{k} distinct integers in {n} rows: regression ({why})"
+
+
+def detect_task(y: np.ndarray) -> Task:
+    """The task :func:`explain_task` chooses, without the reason."""
+    return explain_task(y)[0]
 
 
 def encode_labels(y: np.ndarray) -> tuple[np.ndarray, list[str]]:

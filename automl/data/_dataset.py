@@ -28,6 +28,10 @@ class Dataset:
             enough for replay to load it again.
         x_test, y_test: A test split that ships with the data (MNIST-1D has one); otherwise ``None``
             and the test split is drawn from ``x``.
+        task_rule: Which rule chose ``task``: ``"given by the user"``, ``"built-in dataset:
+            regression"``, or the detection rule's sentence (see
+            :func:`automl.data.explain_task`), e.g. ``"12 integer classes in 1797 rows:
+            classification"``.
     """
 
     name: str
@@ -40,6 +44,7 @@ class Dataset:
     source: dict[str, Any] = field(default_factory=dict)
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    task_rule: str | None = None
 
     @property
     def n_rows(self) -> int:
@@ -130,6 +135,7 @@ class PreparedData:
         return {
             "name": self.dataset.name,
             "task": self.task,
+            "task_rule": self.dataset.task_rule,
             "features": self.dataset.n_features,
             "input_shape": list(self.dataset.input_shape) if self.dataset.input_shape else None,
             "rows": {

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from automl.data._checks import check_features, check_labels, detect_task, encode_labels
+from automl.data._checks import check_features, check_labels, encode_labels, explain_task
 from automl.data._dataset import Dataset, Task
 from automl.errors import (
     DataFormatError,
@@ -22,6 +23,10 @@ from automl.errors import (
 )
 
 Source = str | Path | bytes
+
+# Arrays ``x`` and ``y`` of an NPZ together may take at most this many bytes once decompressed.
+# np.load inflates a member in full, so a small archive could otherwise fill the memory.
+MAX_NPZ_ARRAY_BYTES = 1_000_000_000
 
 
 def _read_bytes(source: Source) -> tuple[bytes, str, dict[str, Any]]:
@@ -43,11 +48,13 @@ def _finish(
     input_shape: tuple[int, ...] | None = None,
 ) -> Dataset:
     check_features(x, feature_names)
-    resolved: Task = task or detect_task(y_raw)
+    resolved, rule = (task, "given by the user") if task else explain_task(y_raw)
     if resolved == "classification":
         check_labels(y_raw, resolved)  # before encoding, so the message shows the user's label
         y, label_names = encode_labels(y_raw)
-        return Dataset(name, x, y, resolved, feature_names, label_names, input_shape, source)
+        return Dataset(
+            name, x, y, resolved, feature_names, label_names, input_shape, source, task_rule=rule
+        )
     try:
         y_float = y_raw.astype(np.float32)
     except (TypeError, ValueError):
@@ -56,7 +63,47 @@ def _finish(
             "declare the task as classification or fix the label column"
         ) from None
     check_labels(y_float, resolved)
-    return Dataset(name, x, y_float, resolved, feature_names, None, input_shape, source)
+    return Dataset(
+        name, x, y_float, resolved, feature_names, None, input_shape, source, task_rule=rule
+    )
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    """Parse CSV text with any line ending (\\n, \\r\\n, or old Mac \\r) into its non-blank rows."""
+    # newline="" hands the csv module the line endings untouched, as its documentation asks:
+    # it splits rows on any of them and keeps line breaks inside quoted values
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise DataFormatError(
+                f"CSV line {reader.line_num} has a value longer than {csv.field_size_limit():,} "
+                "characters; values are numbers or short class names, so this is most likely "
+                'an unclosed quote (") that runs on over the lines after it — close or remove it'
+            ) from None
+        raise DataFormatError(
+            f"the CSV file cannot be parsed at line {reader.line_num}: {exc}"
+        ) from None
+    return [r for r in rows if r and any(cell.strip() for cell in r)]
+
+
+def _check_header(header: list[str]) -> None:
+    """Refuse repeated column names: the label would be taken from one column of that name and
+    the other would become a feature, leaking the label into the inputs."""
+    seen: dict[str, list[int]] = {}
+    for j, name in enumerate(header):
+        seen.setdefault(name, []).append(j + 1)
+    repeated = [(name, cols) for name, cols in seen.items() if len(cols) > 1]
+    if repeated:
+        listed = ", ".join(
+            f"{name!r} (columns {', '.join(map(str, cols[:-1]))} and {cols[-1]})"
+            for name, cols in repeated
+        )
+        raise DataFormatError(
+            f"the CSV header has duplicate column names: {listed}; every column needs its own "
+            "name — rename or drop the copies"
+        )
 
 
 def load_csv(
@@ -73,13 +120,13 @@ def load_csv(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DataFormatError("the CSV file is not UTF-8 text") from None
-    rows = list(csv.reader(io.StringIO(text)))
-    rows = [r for r in rows if r and any(cell.strip() for cell in r)]
+    rows = _csv_rows(text)
     if not rows:
         raise EmptyDataError(
             "the CSV file is empty; it needs a header row and at least one data row"
         )
     header = [h.strip() for h in rows[0]]
+    _check_header(header)
     if label not in header:
         raise LabelColumnNotFoundError(
             f"label column {label!r} is not in the CSV header; columns are: {', '.join(header)}"
@@ -124,11 +171,90 @@ def load_csv(
     return _finish(name or stem, x, y_raw, task, feature_names, src)
 
 
-def load_npz(source: Source, task: Task | None = None, name: str | None = None) -> Dataset:
+def _size(n: int) -> str:
+    return f"{n / 1e9:,.2f} GB" if n >= 1e9 else f"{n / 1e6:,.2f} MB"
+
+
+def _too_big(what: str, size: int, limit: int) -> DataFormatError:
+    return DataFormatError(
+        f"{what} {_size(size)} once decompressed; the arrays of an NPZ file may take at most "
+        f"{_size(limit)} together — upload a sample of the rows, or smaller values "
+        "(float32 rather than float64)"
+    )
+
+
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _check_npz_members(archive: zipfile.ZipFile, limit: int) -> None:
+    """Check ``x`` and ``y`` from the zip directory and their .npy headers, before reading them.
+
+    np.load decompresses a whole member into an array of the size its header declares, so both
+    numbers are checked: the member's uncompressed size (``ZipInfo.file_size``; reading never
+    yields more than that) and the header's shape × item size (what numpy allocates up front).
+    """
+    names = archive.namelist()
+    members = {n.removesuffix(".npy"): n for n in names}  # the keys np.load's NpzFile uses
+    members.update({n: n for n in names})
+    total = 0
+    for key in ("x", "y"):
+        info = archive.getinfo(members[key])
+        if info.file_size > limit:
+            raise _too_big(f"array {key!r} takes", info.file_size, limit)
+        try:
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = _NPY_HEADER_READERS.get(version)
+                if read_header is not None:
+                    shape, _, dtype = read_header(member)
+                    header_len = member.tell()
+        except ValueError:
+            raise DataFormatError(
+                f"member {info.filename!r} of the NPZ file is not a numpy array; "
+                "save x and y with numpy.savez"
+            ) from None
+        except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
+            raise DataFormatError(f"the NPZ file is damaged or encrypted: {exc}") from None
+        if read_header is None:
+            raise DataFormatError(
+                f"array {key!r} uses .npy format version {version[0]}.{version[1]}, which only "
+                "structured arrays need; save plain numeric arrays"
+            )
+        if dtype.hasobject:
+            raise PickledDataError(
+                "the NPZ file holds pickled Python objects (ragged or object arrays); "
+                "pickles are never loaded — save plain numeric arrays instead"
+            )
+        nbytes = math.prod(int(d) for d in shape) * dtype.itemsize
+        if nbytes > limit:
+            raise _too_big(f"array {key!r} takes", nbytes, limit)
+        if nbytes > info.file_size - header_len:
+            raise DataFormatError(
+                f"array {key!r} says it holds {nbytes} bytes but the file has "
+                f"{info.file_size - header_len}; the NPZ file is damaged"
+            )
+        total += nbytes
+    if total > limit:
+        raise _too_big("arrays 'x' and 'y' take", total, limit)
+
+
+def load_npz(
+    source: Source,
+    task: Task | None = None,
+    name: str | None = None,
+    *,
+    max_array_bytes: int = MAX_NPZ_ARRAY_BYTES,
+) -> Dataset:
     """Load an NPZ with arrays ``x`` (rows × features, or rows × shape) and ``y``.
 
     Pickled object arrays are refused (``allow_pickle=False``). An ``x`` of more than two dimensions
     keeps its per-row shape: 3-D ``(N, L, C)`` reads as sequences, 4-D ``(N, H, W, C)`` as images.
+    ``x`` and ``y`` together may take at most ``max_array_bytes`` once decompressed (default
+    ``MAX_NPZ_ARRAY_BYTES``, 1 GB); this is checked from the archive's directory and the arrays'
+    headers before anything is decompressed, so a zip bomb is refused at the cost of its headers.
 
     Raises:
         PickledDataError, RaggedRowsError, DataFormatError, EmptyDataError, NonFiniteValueError,
@@ -153,14 +279,14 @@ def load_npz(source: Source, task: Task | None = None, name: str | None = None) 
                 f"the NPZ file has no array named {missing[0]!r}; it holds: "
                 f"{', '.join(archive.files) or 'nothing'} (expected 'x' and 'y')"
             )
+        _check_npz_members(archive.zip, max_array_bytes)
         try:
             x_any = archive["x"]
             y_any = archive["y"]
-        except ValueError:
-            raise PickledDataError(
-                "the NPZ file holds pickled Python objects (ragged or object arrays); "
-                "pickles are never loaded — save plain numeric arrays instead"
-            ) from None
+        except ValueError as exc:
+            raise DataFormatError(f"the NPZ arrays cannot be read: {exc}") from None
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise DataFormatError(f"the NPZ file is damaged: {exc}") from None
     if x_any.ndim == 0 or x_any.shape[0] == 0:
         raise EmptyDataError("array 'x' has no rows")
     if x_any.dtype.kind not in "biuf":

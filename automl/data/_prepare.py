@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from automl.data._dataset import Dataset, PreparedData
 from automl.errors import TooFewRowsError
@@ -35,6 +34,8 @@ def prepare(
     Raises:
         TooFewRowsError: A class (or the whole regression set) is too small for the split.
     """
+    from sklearn.model_selection import train_test_split  # slow to import; only needed here
+
     has_test = dataset.x_test is not None
     stratify = dataset.task == "classification"
     needed = min_rows_per_class(test_fraction, validation_fraction, has_test)
