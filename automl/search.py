@@ -84,6 +84,10 @@ class CandidateRecord:
     train_s: float = 0.0
     node: str = ""
     error: str | None = None
+    attempts: int = 1
+    failure_kind: str | None = None  # training | infrastructure, for a failed candidate
+    # per-epoch training curves as Keras logs them (loss, val_loss, accuracy, val_accuracy...)
+    history: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -150,6 +154,11 @@ class ResumeState:
 
     iterations: list[IterationRecord]
     member_weights: dict[str, list[np.ndarray]]
+
+    @property
+    def elapsed_s(self) -> float:
+        """Time the completed iterations took: it counts against ``spec.time_budget_s``."""
+        return sum(rec.duration_s for rec in self.iterations)
 
 
 class SearchCallback:
@@ -374,6 +383,11 @@ class AdaNetSearch:
         for rec in resume.iterations:
             specs = generator.propose(rec.iteration, state.last_member)
             stored = {c.name: c for c in rec.candidates}
+            for done in rec.candidates:
+                # r(h) is not stored with a candidate (the service keeps no column for it):
+                # measure it again, as _admit did when the candidate was trained
+                if done.state in ("completed", "stopped_early") and done.depth > 0:
+                    done.complexity_measure = self.measure(SubnetworkShape(done.depth, done.params))
             for s in specs:
                 c = stored.get(s.name)
                 if c is None or c.hparams != s.hparams:
@@ -418,13 +432,15 @@ class AdaNetSearch:
             self._replay(generator, resume) if resume else _State(current_fit=self.fit_mixture([]))
         )
         iterations = state.iterations
+        # a resumed search's budget already lost the time its completed iterations took
+        spent_before = resume.elapsed_s if resume else 0.0
         stop_reason = "no_improvement" if state.finished else "max_iterations"
         consecutive_failures = 0
         first = len(iterations)
         for t in range(first, spec.max_iterations if not state.finished else first):
             if (
                 spec.time_budget_s is not None
-                and time.perf_counter() - started > spec.time_budget_s
+                and spent_before + time.perf_counter() - started > spec.time_budget_s
             ):
                 stop_reason = "time_budget"
                 break
@@ -434,6 +450,7 @@ class AdaNetSearch:
             self.cb.on_iteration_start(t, specs)
             by_name: dict[str, CandidateRecord] = {}
             new_ok: list[str] = []
+            lost: list[CandidateRecord] = []  # failed for infrastructure reasons
             stream = self.executor.run(
                 specs, self.cb.on_epoch_end, self.cb.on_candidate_start, self.cb.should_stop
             )
@@ -454,13 +471,21 @@ class AdaNetSearch:
                     train_s=result.train_s,
                     node=result.node,
                     error=result.error,
+                    attempts=result.attempts,
+                    failure_kind=None if result.ok else (result.failure_kind or "training"),
+                    history=result.history,
                 )
                 by_name[rec.name] = rec
                 if not result.ok:
-                    consecutive_failures += 1
                     generator.tell(rec.name, None, None)
                     record.candidates.append(rec)
                     self.cb.on_candidate_end(rec)
+                    if rec.failure_kind == "infrastructure":
+                        # a lost worker or node says nothing about the candidate: it neither
+                        # counts toward max_consecutive_failures nor resets the count
+                        lost.append(rec)
+                        continue
+                    consecutive_failures += 1
                     if consecutive_failures >= spec.max_consecutive_failures:
                         last_error = (result.error or "").strip().splitlines()[-1:] or ["?"]
                         raise SearchAbortedError(
@@ -482,6 +507,16 @@ class AdaNetSearch:
                 self._summarise(rec, record.ensembles)
                 record.candidates.append(rec)
                 self.cb.on_candidate_end(rec)
+            if lost and not new_ok:
+                # nothing of this iteration trained and the cluster is (partly) why: concluding
+                # "no improvement" would end the search on a guess; stop it so it can be resumed
+                last_error = (lost[-1].error or "").strip().splitlines()[-1:] or ["?"]
+                raise SearchAbortedError(
+                    f"no candidate of iteration {t} could be trained: {len(lost)} of "
+                    f"{len(specs)} were lost to the cluster, not to training (their workers "
+                    f"died or could not be placed); the last one ({lost[-1].name}): "
+                    f"{last_error[0]}"
+                )
             for strategy in self.strategies:
                 if strategy.name == "all" and new_ok:
                     for cand in strategy.candidates(state.current, new_ok):

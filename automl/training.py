@@ -20,6 +20,12 @@ import numpy as np
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
+# What a report says about reproducibility: every candidate trains with TensorFlow's op
+# determinism on and every PRNG reset to its own seed, so the same spec, data and seed give the
+# same weights on the same machine and thread settings (an executor with other thread pools, or
+# another CPU or GPU, may round differently).
+DETERMINISM = "tf op determinism, seeds per candidate"
+
 
 @dataclass(frozen=True)
 class CandidateSpec:
@@ -88,6 +94,12 @@ class CandidateResult:
     train_s: float = 0.0
     node: str = ""
     error: str | None = None
+    # how many times a worker started training it (an executor retries a candidate whose
+    # worker died); 0 when no worker could ever take it
+    attempts: int = 1
+    # of a failed candidate: "training" (its own code raised) or "infrastructure" (its worker
+    # or node was lost, or no worker could be placed); None while it has not failed
+    failure_kind: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -111,6 +123,24 @@ def build_subnetwork(hparams: dict[str, Any], data_shape: dict[str, Any], name: 
         int(data_shape["n_outputs"]),
         name,
     )
+
+
+def enable_determinism(seed: int | None = None) -> None:
+    """Make this process's TensorFlow ops deterministic and, given ``seed``, reset the Python,
+    NumPy, TensorFlow and Keras PRNGs to it.
+
+    Op determinism is process-wide and only a flag (it does not start TensorFlow's runtime, so
+    thread pools can still be sized after it). Without it TensorFlow may pick kernels whose
+    threaded sums run in any order (on GPUs above all) and tf.data may run input pipelines out
+    of order: the same seed then gives slightly different weights, enough to change which
+    candidate wins. With it tf.data runs some pipelines serially, which costs a little speed.
+    """
+    import keras
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
 
 
 def _loss(task: str) -> Any:
@@ -153,7 +183,7 @@ def _train(
 
     from automl.optimizers import create_optimizer, create_schedule
 
-    keras.utils.set_random_seed(spec.seed)
+    enable_determinism(spec.seed)
     hp = spec.hparams
     shape = {
         "n_features": data.x_train.shape[1],

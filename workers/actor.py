@@ -9,7 +9,13 @@ from typing import Any
 
 import ray
 
-from automl.training import CandidateResult, CandidateSpec, TrainingData, train_candidate
+from automl.training import (
+    CandidateResult,
+    CandidateSpec,
+    TrainingData,
+    enable_determinism,
+    train_candidate,
+)
 
 
 @ray.remote
@@ -23,6 +29,10 @@ class CandidateWorker:
         # several actors on one node do not oversubscribe its cores.
         tf.config.threading.set_intra_op_parallelism_threads(max(1, threads))
         tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+        # Before any op runs: the thread pools above must be sized before TensorFlow starts its
+        # runtime (which enabling determinism does not do), and no kernel may be built without
+        # it. train_candidate enables it again and resets every seed for each candidate.
+        enable_determinism()
         import keras  # noqa: F401 - warm the import
 
         self.import_s = time.perf_counter() - started
@@ -33,4 +43,11 @@ class CandidateWorker:
         return train_candidate(CandidateSpec.from_dict(spec), data)
 
     def info(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "import_s": self.import_s, "trained": self.trained}
+        from tensorflow.python.framework import config
+
+        return {
+            "pid": os.getpid(),
+            "import_s": self.import_s,
+            "trained": self.trained,
+            "op_determinism": bool(config.is_op_determinism_enabled()),
+        }

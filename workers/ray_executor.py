@@ -11,7 +11,9 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from automl.errors import SearchAbortedError, SearchCancelledError
@@ -22,7 +24,12 @@ from automl.training import CandidateResult, CandidateSpec, TrainingData, node_n
 _lock = threading.RLock()  # re-entrant: _acquire evicts other shapes while holding it
 _pools: dict[tuple[float, float], list[Any]] = {}
 _busy: set[Any] = set()
+_warm: set[Any] = set()  # actors that answered once: placed, TensorFlow imported
 _started_local = False
+
+DEFAULT_MAX_RETRIES = 2
+# a new worker is placed and imports TensorFlow in seconds; minutes mean it has no place
+DEFAULT_PLACEMENT_TIMEOUT_S = 180.0
 
 
 def _ray_env() -> None:
@@ -42,6 +49,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
         ray.init(
+            # "local": always a Ray of our own; without it ray.init() joins any cluster that
+            # `ray start` left on this host (and then refuses num_cpus)
+            address="local",
             num_cpus=num_cpus,
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
@@ -59,6 +69,7 @@ def shutdown_ray() -> None:
     with _lock:
         _pools.clear()
         _busy.clear()
+        _warm.clear()
     if ray.is_initialized():
         ray.shutdown()
 
@@ -74,6 +85,23 @@ def ray_reachable() -> bool:
         return False
 
 
+def _fits(node_resources: dict[str, float], resources: Resources) -> int:
+    """How many workers of this shape one node holds: a worker is placed whole on one node."""
+    # the epsilon keeps e.g. 0.3 CPUs x 10 from rounding down to 9
+    n = math.floor(node_resources.get("CPU", 0.0) / resources.cpus + 1e-9)
+    if resources.gpus > 0:
+        n = min(n, math.floor(node_resources.get("GPU", 0.0) / resources.gpus + 1e-9))
+    return max(0, n)
+
+
+def cluster_slots(resources: Resources) -> int:
+    """How many candidates of this shape the alive nodes can train at once, counted node by
+    node (two 3-CPU nodes hold two 2-CPU workers, not three)."""
+    import ray
+
+    return sum(_fits(n["Resources"], resources) for n in ray.nodes() if n.get("Alive"))
+
+
 def check_feasible(resources: Resources) -> dict[str, float]:
     """Fail at once when no node can ever run one candidate: never wait forever."""
     import ray
@@ -81,13 +109,8 @@ def check_feasible(resources: Resources) -> dict[str, float]:
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     best_cpu = max((n["Resources"].get("CPU", 0.0) for n in nodes), default=0.0)
     best_gpu = max((n["Resources"].get("GPU", 0.0) for n in nodes), default=0.0)
-    fits = [
-        n
-        for n in nodes
-        if n["Resources"].get("CPU", 0.0) >= resources.cpus
-        and n["Resources"].get("GPU", 0.0) >= resources.gpus
-    ]
-    if not fits:
+    slots = sum(_fits(n["Resources"], resources) for n in nodes)
+    if slots == 0:
         what = []
         if resources.gpus > best_gpu:
             what.append(
@@ -101,11 +124,24 @@ def check_feasible(resources: Resources) -> dict[str, float]:
             + " and ".join(what or ["more than any node offers"])
             + f" ({len(nodes)} node(s)); lower spec.resources or add a bigger worker"
         )
-    total = ray.cluster_resources()
-    slots = math.floor(total.get("CPU", 0.0) / resources.cpus)
-    if resources.gpus > 0:
-        slots = min(slots, math.floor(total.get("GPU", 0.0) / resources.gpus))
-    return {"slots": max(1, slots), "cpu": total.get("CPU", 0.0), "gpu": total.get("GPU", 0.0)}
+    return {
+        "slots": slots,
+        "cpu": sum(n["Resources"].get("CPU", 0.0) for n in nodes),
+        "gpu": sum(n["Resources"].get("GPU", 0.0) for n in nodes),
+    }
+
+
+def _whereabouts(worker: Any) -> str:
+    """Runs inside an actor (``__ray_call__``): its node, named as its results name it. An
+    answer also means the actor was placed and has imported TensorFlow."""
+    return node_name()
+
+
+def _why(exc: BaseException) -> str:
+    """One line for a Ray error (its messages run to a screenful)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def _kill(pool: list[Any], actor: Any) -> None:
@@ -113,19 +149,41 @@ def _kill(pool: list[Any], actor: Any) -> None:
 
     if actor in pool:
         pool.remove(actor)
+    _warm.discard(actor)
     try:
         ray.kill(actor)
     except Exception:  # noqa: BLE001 - it may be gone already
         pass
 
 
+@dataclass
+class _Attempt:
+    """A candidate of one ``run`` and what happened to it so far."""
+
+    spec: CandidateSpec
+    attempts: int = 0  # times a worker started training it
+    node: str = ""  # where it last ran
+    lost: str = ""  # why its last worker was lost
+    started: float | None = None
+
+
 class RayExecutor(Executor):
-    """Candidates train on warm Ray actors, as many at once as the cluster has room for.
+    """Candidates train on warm Ray actors, as many at once as the cluster's nodes have room for.
+
+    A candidate whose worker dies (its process killed, its node lost) is started again on
+    another worker; one that still has no result after ``max_retries`` retries, or for which
+    no worker could be placed, comes back failed with ``failure_kind="infrastructure"``, apart
+    from candidates whose own training failed (``failure_kind="training"``).
 
     Args:
         resources: What each candidate asks for (``spec.resources``).
         address: Ray cluster to join; ``None`` starts a local one if none is connected.
         max_parallel: Cap on candidates training at once (default: what the cluster fits).
+        max_retries: How many times a candidate whose worker died is started again.
+        placement_timeout_s: How long a new worker may take to be placed on a node and to
+            start (it imports TensorFlow), counted while no other job of this process holds
+            busy workers; a worker that misses it is given up, and when this run then has no
+            worker at all its candidates fail instead of waiting forever.
     """
 
     name = "ray"
@@ -135,10 +193,18 @@ class RayExecutor(Executor):
         resources: Resources | None = None,
         address: str | None = None,
         max_parallel: int | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        placement_timeout_s: float = DEFAULT_PLACEMENT_TIMEOUT_S,
     ) -> None:
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, not {max_retries}")
+        if placement_timeout_s <= 0:
+            raise ValueError(f"placement_timeout_s must be positive, not {placement_timeout_s}")
         self.resources = resources or Resources()
         self.address = address
         self.max_parallel = max_parallel
+        self.max_retries = max_retries
+        self.placement_timeout_s = placement_timeout_s
         self._data_ref: Any = None
         self._slots = 1
 
@@ -146,11 +212,19 @@ class RayExecutor(Executor):
         import ray
 
         ensure_ray(self.address)
-        info = check_feasible(self.resources)
-        self._slots = int(info["slots"])
-        if self.max_parallel:
-            self._slots = min(self._slots, self.max_parallel)
+        self._set_slots(int(check_feasible(self.resources)["slots"]))
         self._data_ref = ray.put(data)  # once per search, shared by every candidate
+
+    def _set_slots(self, slots: int) -> None:
+        self._slots = min(slots, self.max_parallel) if self.max_parallel else slots
+
+    def _refresh_slots(self) -> None:
+        """Count again what the alive nodes hold (a node may have joined or been lost)."""
+        slots = cluster_slots(self.resources)
+        if slots > 0:
+            self._set_slots(slots)
+        # none right now (a worker node restarting?): keep the count; the placement deadline
+        # bounds the wait if none comes back
 
     def _key(self) -> tuple[float, float]:
         return (self.resources.cpus, self.resources.gpus)
@@ -190,6 +264,46 @@ class RayExecutor(Executor):
             if dead:
                 _kill(_pools.get(self._key(), []), actor)
 
+    @staticmethod
+    def _others_working(ours: list[Any]) -> bool:
+        """Whether another job of this process has started workers busy with candidates: they
+        hold resources that come free, so waiting for a place is not waiting forever."""
+        with _lock:
+            return any(a in _warm and a not in ours for a in _busy)
+
+    def _placement_error(self) -> str:
+        import ray
+
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        ask = f"{self.resources.cpus:g} CPU(s)" + (
+            f" and {self.resources.gpus:g} GPU(s)" if self.resources.gpus else ""
+        )
+        offer = ", ".join(
+            f"{r.get('CPU', 0.0):g} CPU" + (f"/{r.get('GPU', 0.0):g} GPU" if "GPU" in r else "")
+            for r in nodes
+            if r.get("CPU", 0.0) or r.get("GPU", 0.0)
+        )
+        free = ray.available_resources()
+        return (
+            f"no Ray worker could be placed for it within placement_timeout_s="
+            f"{self.placement_timeout_s:g}: each asks for {ask}; the alive node(s) offer "
+            f"[{offer or 'nothing'}], {free.get('CPU', 0.0):g} CPU(s) free now (a node may "
+            "have been lost, or other work holds them); add workers or lower spec.resources"
+        )
+
+    def _failed(self, att: _Attempt, error: str) -> CandidateResult:
+        if att.lost and att.lost not in error:
+            error += f" (before that, its worker was lost: {att.lost})"
+        return CandidateResult(
+            spec=att.spec,
+            state="failed",
+            duration_s=0.0 if att.started is None else time.perf_counter() - att.started,
+            node=att.node,
+            error=error,
+            attempts=att.attempts,
+            failure_kind="infrastructure",
+        )
+
     def run(
         self,
         specs: list[CandidateSpec],
@@ -198,81 +312,164 @@ class RayExecutor(Executor):
         should_stop: StopCheck | None = None,
     ) -> Iterator[CandidateResult]:
         import ray
+        from ray.exceptions import RayTaskError
 
-        pending = list(specs)
-        actors = self._acquire(min(len(specs), self._slots))
-        free = list(actors)
-        inflight: dict[Any, tuple[CandidateSpec, Any, float]] = {}
+        self._refresh_slots()
+        pending = deque(_Attempt(s) for s in specs)
+        # how many workers this run tries to hold; one that never becomes ready lowers it
+        want = min(len(specs), self._slots)
+        ours: list[Any] = []  # every actor this run holds (all in _busy)
+        starting: dict[Any, tuple[Any, float]] = {}  # probe ref -> (actor, waiting since)
+        free: list[tuple[Any, str]] = []  # ready actors and their node
+        inflight: dict[Any, tuple[_Attempt, Any, str]] = {}
+        never_ready = ""  # why the last new worker was given up
         try:
             while pending or inflight:
-                if pending and not free and not inflight:
-                    # every pooled actor is busy with another job: wait for one
-                    got = self._acquire(1)
-                    if not got:
-                        if should_stop is not None and should_stop():
-                            raise SearchCancelledError("the search was cancelled")
-                        time.sleep(0.2)
-                        continue
-                    actors.extend(got)
-                    free.extend(got)
+                if should_stop is not None and should_stop():
+                    raise SearchCancelledError("the search was cancelled")
+                short = len(pending) - len(free) - len(starting)
+                if short > 0 and len(ours) < want:
+                    for actor in self._acquire(min(short, want - len(ours))):
+                        ours.append(actor)
+                        probe = actor.__ray_call__.remote(_whereabouts)
+                        starting[probe] = (actor, time.monotonic())
+                if pending and not ours:
+                    if want <= 0:
+                        # not one worker could be placed or started: fail what is left
+                        # rather than wait forever
+                        while pending:
+                            yield self._failed(pending.popleft(), never_ready)
+                        break
+                    # every pooled actor of this shape is busy with another job: wait for one
+                    time.sleep(0.2)
+                    continue
                 while pending and free:
-                    spec, actor = pending.pop(0), free.pop(0)
-                    ref = actor.train.remote(spec.to_dict(), self._data_ref)
-                    inflight[ref] = (spec, actor, time.perf_counter())
+                    att, (actor, node) = pending.popleft(), free.pop(0)
+                    att.attempts += 1
+                    att.node = node
+                    att.started = att.started or time.perf_counter()
+                    ref = actor.train.remote(att.spec.to_dict(), self._data_ref)
+                    inflight[ref] = (att, actor, node)
                     if on_start is not None:
-                        on_start(spec)
-                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
-                if not ready:
-                    # an actor of ours may still wait for resources that another shape's
-                    # workers went idle holding
+                        on_start(att.spec)
+                waiting = [*inflight, *starting]
+                if not waiting:  # every actor of ours is in one of them: cannot happen
+                    time.sleep(0.2)
+                    continue
+                ready, _ = ray.wait(waiting, num_returns=1, timeout=0.5)
+                if not ready and any(a not in _warm for a, _t in starting.values()):
+                    # a new actor of ours may wait for resources that another shape's workers
+                    # went idle holding
                     self._evict_idle_others()
                 if should_stop is not None and should_stop():
                     raise SearchCancelledError("the search was cancelled")
                 for ref in ready:
-                    spec, actor, t0 = inflight.pop(ref)
+                    if ref in starting:
+                        actor, _since = starting.pop(ref)
+                        try:
+                            node = str(ray.get(ref))
+                        except Exception as exc:  # noqa: BLE001 - it died before any candidate
+                            was_warm = actor in _warm
+                            self._release(actor, dead=True)
+                            ours.remove(actor)
+                            if not was_warm:
+                                # a new worker that cannot start: do not make another forever
+                                want -= 1
+                                never_ready = f"its Ray worker died while starting: {_why(exc)}"
+                            continue
+                        with _lock:
+                            _warm.add(actor)
+                        free.append((actor, node))
+                        continue
+                    att, actor, node = inflight.pop(ref)
                     try:
                         result: CandidateResult = ray.get(ref)
-                    except Exception as exc:  # noqa: BLE001 - the worker died: a failed candidate
-                        self._release(actor, dead=True)
-                        actors.remove(actor)
-                        replacement = self._acquire(1)
-                        actors.extend(replacement)
-                        free.extend(replacement)
+                    except RayTaskError as exc:
+                        # the worker lives; the call itself raised: the candidate's failure
+                        free.append((actor, node))
                         yield CandidateResult(
-                            spec=spec,
+                            spec=att.spec,
                             state="failed",
-                            duration_s=time.perf_counter() - t0,
-                            node=node_name(),
-                            error=f"the Ray worker failed: {type(exc).__name__}: {exc}",
+                            duration_s=time.perf_counter() - (att.started or 0.0),
+                            node=node,
+                            error=str(exc),
+                            attempts=att.attempts,
+                            failure_kind="training",
                         )
                         continue
-                    free.append(actor)
+                    except Exception as exc:  # noqa: BLE001 - the worker or its node was lost
+                        self._release(actor, dead=True)
+                        ours.remove(actor)
+                        att.lost = _why(exc)
+                        if att.attempts <= self.max_retries:
+                            pending.appendleft(att)  # on another worker, made in its place
+                        else:
+                            yield self._failed(
+                                att,
+                                f"its Ray worker was lost {att.attempts} time(s) (max_retries="
+                                f"{self.max_retries}), an infrastructure failure, not a "
+                                f"training one; the last time: {att.lost}",
+                            )
+                        continue
+                    free.append((actor, node))
+                    result.attempts = att.attempts
+                    if not result.ok and result.failure_kind is None:
+                        result.failure_kind = "training"
                     yield result
+                now = time.monotonic()
+                others_working = bool(starting) and self._others_working(ours)
+                for probe, (actor, since) in list(starting.items()):
+                    if others_working:
+                        starting[probe] = (actor, now)  # the deadline counts from when they stop
+                    elif now - since > self.placement_timeout_s:
+                        del starting[probe]
+                        self._release(actor, dead=True)
+                        ours.remove(actor)
+                        want -= 1
+                        never_ready = self._placement_error()
         except BaseException:
             # cancelled or the consumer stopped: stop what is in flight; those actors are
             # killed (an actor task cannot be interrupted) and replaced on the next acquire
-            for _spec, actor, _t0 in inflight.values():
+            for _att, actor, _node in inflight.values():
                 self._release(actor, dead=True)
-                actors.remove(actor)
+                ours.remove(actor)
             raise
         finally:
-            for actor in actors:
+            for actor in ours:
                 self._release(actor)
 
     def warm_up(self) -> int:
         """Create this resource shape's actors now (each imports TensorFlow), so the first job
-        does not wait for them; return how many are warm."""
+        does not wait for them; return how many are warm. Those that cannot be placed within
+        ``placement_timeout_s`` are given up."""
         import ray
 
         ensure_ray(self.address)
-        self._slots = int(check_feasible(self.resources)["slots"])
+        self._set_slots(int(check_feasible(self.resources)["slots"]))
         actors = self._acquire(self._slots)
+        probes = {actor.__ray_call__.remote(_whereabouts): actor for actor in actors}
+        if not probes:  # every pooled actor is busy with a job: warm already
+            return 0
+        warm = 0
         try:
-            ray.get([a.info.remote() for a in actors])
+            ready, late = ray.wait(
+                list(probes), num_returns=len(probes), timeout=self.placement_timeout_s
+            )
+            for ref in ready:
+                try:
+                    ray.get(ref)
+                except Exception:  # noqa: BLE001 - died while starting
+                    self._release(probes[ref], dead=True)
+                    continue
+                with _lock:
+                    _warm.add(probes[ref])
+                warm += 1
+            for ref in late:
+                self._release(probes[ref], dead=True)
         finally:
             for actor in actors:
                 self._release(actor)
-        return len(actors)
+        return warm
 
     def worker_info(self) -> list[dict[str, Any]]:
         """pid, TensorFlow import time and candidates trained, for every pooled actor."""

@@ -18,8 +18,13 @@ class Executor(abc.ABC):
     ``start`` is called once per search with the data, ``run`` once per iteration, ``close``
     at the end. ``run`` yields results in the order they finish; it yields a failed result
     rather than raising when a candidate fails. It calls ``on_start`` when a candidate starts
-    training and polls ``should_stop``; when that returns true it stops what is in flight and
-    raises ``SearchCancelledError``.
+    training (again for each retry) and polls ``should_stop``; when that returns true it stops
+    what is in flight and raises ``SearchCancelledError``.
+
+    A failed result says why in ``failure_kind``: ``"training"`` when the candidate's own
+    training raised (it counts toward ``max_consecutive_failures``), ``"infrastructure"`` when
+    its worker or node was lost or no worker could be placed (it does not). An executor that
+    retries a candidate on another worker records how often it started in ``attempts``.
     """
 
     name: str = ""

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from automl.data import load_builtin, prepare
+from automl.data import PreparedData, load_builtin, prepare
 from automl.errors import SearchAbortedError
 from automl.generator import CandidateGenerator
 from automl.runner import run
-from automl.search import AdaNetSearch, CandidateRecord, SearchCallback
+from automl.search import (
+    AdaNetSearch,
+    CandidateRecord,
+    IterationRecord,
+    ResumeState,
+    SearchCallback,
+    SearchResult,
+)
 from automl.spec import SearchSpec
+from automl.training import CandidateResult, CandidateSpec
 from tests.conftest import tiny_spec_dict
 
 
@@ -142,7 +151,7 @@ def test_final_model_saves_and_reloads_with_identical_predictions(tmp_path: Path
 def test_regression_search_reports_mse_in_target_units(tmp_path: Path) -> None:
     outcome = run(_spec(epochs=3), load_builtin("diabetes"))
     metrics = outcome.report["test_metrics"]
-    assert set(metrics) == {"mse", "mae"}
+    assert set(metrics) == {"mse", "mae", "r2"}
     # the target's variance is ~5900: a model in the right units is far below it and above 0
     assert 0 < metrics["mse"] < 10000
 
@@ -167,8 +176,6 @@ def test_samplers_selection_and_strategies_all_run(iris, overrides: dict) -> Non
 
 def test_a_resumed_search_matches_an_uninterrupted_one(iris) -> None:  # type: ignore[no-untyped-def]
     from automl.errors import SearchCancelledError
-    from automl.search import ResumeState
-    from automl.training import CandidateResult
 
     spec = _spec(seed=9, epochs=3, max_iterations=3, candidates_per_iteration=2)
     straight = AdaNetSearch(spec, iris).run()
@@ -190,24 +197,115 @@ def test_a_resumed_search_matches_an_uninterrupted_one(iris) -> None:  # type: i
         def should_stop(self) -> bool:
             return bool(self.completed)  # "kill" the search once iteration 0 is stored
 
+    class Trained(SearchCallback):
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def on_candidate_result(self, result: CandidateResult) -> None:
+            self.names.append(result.spec.name)
+
     stopper = StopAfterFirstIteration()
     with pytest.raises(SearchCancelledError):
         AdaNetSearch(spec, iris, callbacks=[stopper]).run()
     assert len(stopper.completed) == 1
+    # the kill took effect at once: no candidate of iteration 1 finished training after it
+    assert stopper.trained_later == []
     members = [m for e in stopper.completed[0].ensembles if e.chosen for m in e.members]
     resume = ResumeState(stopper.completed, {m: stopper.weights[m] for m in members})
-    resumed = AdaNetSearch(spec, iris).run(resume=resume)
+    trained = Trained()
+    resumed = AdaNetSearch(spec, iris, callbacks=[trained]).run(resume=resume)
     assert _signature(resumed) == _signature(straight)
+    # the resumed search trains only what the killed one had not finished: no candidate of
+    # iteration 0 again, every later one once
+    assert trained.names == [c.name for it in straight.iterations[1:] for c in it.candidates]
     np.testing.assert_allclose(
         resumed.ensemble.fit.objective, straight.ensemble.fit.objective, rtol=1e-4
     )
 
 
 def test_resume_refuses_a_record_that_does_not_match_the_spec(iris) -> None:  # type: ignore[no-untyped-def]
-    from automl.search import ResumeState
-
     first = AdaNetSearch(_spec(seed=1, max_iterations=1), iris).run()
     with pytest.raises(SearchAbortedError, match="cannot resume: candidate t0_c0"):
         AdaNetSearch(_spec(seed=2, max_iterations=2), iris).run(
             resume=ResumeState(first.iterations, {})
         )
+
+
+Weights = dict[str, list[np.ndarray]]
+
+
+@pytest.fixture(scope="module")
+def two_iterations(iris: PreparedData) -> tuple[SearchSpec, SearchResult, Weights]:
+    """An uninterrupted 2-iteration search and every candidate's trained weights."""
+
+    class KeepWeights(SearchCallback):
+        def __init__(self) -> None:
+            self.weights: Weights = {}
+
+        def on_candidate_result(self, result: CandidateResult) -> None:
+            self.weights[result.spec.name] = result.weights
+
+    spec = _spec(seed=3, max_iterations=2)
+    keep = KeepWeights()
+    result = AdaNetSearch(spec, iris, callbacks=[keep]).run()
+    assert len(result.iterations) == 2 and result.iterations[0].chosen
+    return spec, result, keep.weights
+
+
+def _resume_from_first(result: SearchResult, weights: Weights) -> ResumeState:
+    """Resume after iteration 0 the way the service does: iteration and candidate records as
+    its database keeps them (every field but r(h), which has no column) plus the weights of
+    the members of the last chosen ensemble."""
+    stored = copy.deepcopy(result.iterations[0])
+    first = IterationRecord(
+        iteration=stored.iteration,
+        previous_objective=stored.previous_objective,
+        candidates=[
+            CandidateRecord(**{k: v for k, v in c.to_dict().items() if k != "complexity_measure"})
+            for c in stored.candidates
+        ],
+        ensembles=stored.ensembles,
+        chosen=stored.chosen,
+        best_objective=stored.best_objective,
+        improved=stored.improved,
+        duration_s=stored.duration_s,
+    )
+    members = next(e.members for e in first.ensembles if e.name == first.chosen)
+    return ResumeState([first], {m: weights[m] for m in members})
+
+
+def _complexity_measures(result: SearchResult) -> dict[str, float]:
+    return {c.name: c.complexity_measure for it in result.iterations for c in it.candidates}
+
+
+def test_a_resumed_search_reports_every_candidates_complexity_measure(
+    iris: PreparedData, two_iterations: tuple[SearchSpec, SearchResult, Weights]
+) -> None:
+    spec, straight, weights = two_iterations
+    resumed = AdaNetSearch(spec, iris).run(resume=_resume_from_first(straight, weights))
+    expected = _complexity_measures(straight)
+    assert len(expected) == 4 and all(v > 0 for v in expected.values())
+    # the resumed iteration's candidates included, not only the ones trained after the resume
+    assert _complexity_measures(resumed) == pytest.approx(expected)
+
+
+def test_a_resumed_search_counts_the_time_its_completed_iterations_took(
+    iris: PreparedData, two_iterations: tuple[SearchSpec, SearchResult, Weights]
+) -> None:
+    spec, straight, weights = two_iterations
+    resume = _resume_from_first(straight, weights)
+    resume.iterations[0].duration_s = 120.0  # the interrupted run already spent 2 minutes
+    started: list[str] = []
+
+    class Started(SearchCallback):
+        def on_candidate_start(self, spec: CandidateSpec) -> None:
+            started.append(spec.name)
+
+    budget = SearchSpec.from_dict(dict(spec.to_dict(), time_budget_s=60))
+    resumed = AdaNetSearch(budget, iris, callbacks=[Started()]).run(resume=resume)
+    assert resumed.stop_reason == "time_budget"
+    assert started == [] and len(resumed.iterations) == 1
+    # it ends with the ensemble the completed iteration chose
+    first = straight.iterations[0]
+    chosen = next(e for e in first.ensembles if e.name == first.chosen)
+    assert [m.name for m in resumed.ensemble.members] == chosen.members
