@@ -1,11 +1,17 @@
 """The evaluation/pruning phase on the winning ensemble (the seed's "improve by rules").
 
 In order: cross-validation of the winner as found; grow rules on its last member (one layer
-deeper, twice as wide: kept only if the objective and the validation metric both improve);
-member pruning (drop members whose |w|₁ is under a threshold, refit the rest, keep if F is not
-worse); weight pruning (zero the smallest-magnitude weights of every kernel to each target
-sparsity, fine-tune with the mask held, keep the sparsest model within the tolerance). Weight
-pruning comes last so nothing regrows the zeros. Every step is recorded.
+deeper, then twice as wide, each on the member as the previous kept step left it: kept only if
+the objective and the validation metric both improve); member pruning (drop members whose |w|₁
+is under a threshold, refit the rest, keep if F is not worse); weight pruning (zero the
+smallest-magnitude weights of every kernel to each target sparsity, fine-tune with the mask held,
+keep the sparsest model within the tolerance). Weight pruning comes last so nothing regrows the
+zeros. Every step is recorded.
+
+Every rule judges as the search does: F is the class-weighted objective of ``SelectionFit``, and
+the metric compared is ``automl.metrics.selection_metric`` — balanced accuracy when the search
+trains with class weights, so that a model collapsing onto the majority class (whose plain
+accuracy is the majority rate) is never kept.
 """
 
 from __future__ import annotations
@@ -19,12 +25,8 @@ import numpy as np
 
 from automl.complexity import create_complexity_measure
 from automl.data import PreparedData
-from automl.ensemble import (
-    Member,
-    MixtureFit,
-    combine,
-    task_metrics,
-)
+from automl.ensemble import Member, MixtureFit, combine, softmax
+from automl.metrics import classification_metrics, regression_metrics, selection_metric
 from automl.model import member_logits
 from automl.search import FinalEnsemble, SelectionFit, member_from_result
 from automl.spec import SearchSpec
@@ -60,9 +62,11 @@ class EvaluationResult:
     cross_validation: dict[str, Any] | None
     sparsity: float
     wall_s: float
+    metric: str = "accuracy"  # the validation metric the rules compared
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "metric": self.metric,
             "steps": [s.to_dict() for s in self.steps],
             "cross_validation": self.cross_validation,
             "sparsity": self.sparsity,
@@ -97,14 +101,25 @@ def magnitude_masks(weights: tuple[np.ndarray, ...], sparsity: float) -> list[np
     return masks
 
 
+def outputs_metrics(outputs: np.ndarray, y: np.ndarray, data: PreparedData) -> dict[str, Any]:
+    """Metrics of ensemble or member outputs (logits, or scaled values for regression)."""
+    if data.task == "classification":
+        return classification_metrics(
+            y, softmax(outputs.astype(np.float64)), data.dataset.label_names
+        )
+    return regression_metrics(y, outputs[:, 0])
+
+
 class _Bench:
-    """Member outputs, mixture fits and metrics for ensembles built from trained members."""
+    """Member outputs, mixture fits, metrics and the keep rules for ensembles built from
+    trained members."""
 
     def __init__(self, spec: SearchSpec, data: PreparedData) -> None:
         self.spec = spec
         self.data = data
         self.fitter = SelectionFit(spec, data)
         self.measure = create_complexity_measure(spec.complexity_measure)
+        self.metric, self.higher_is_better = selection_metric(data.task, bool(data.class_weights))
         # keyed by the weights' id; the weights are kept with the value so the id stays theirs
         self._cache: dict[int, tuple[tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray]]] = {}
 
@@ -117,10 +132,10 @@ class _Bench:
     def fit(self, members: list[Member]) -> MixtureFit:
         return self.fitter(members, [self.logits(m) for m in members])
 
-    def val_metrics(self, members: list[Member], fit: MixtureFit) -> dict[str, float]:
+    def val_metrics(self, members: list[Member], fit: MixtureFit) -> dict[str, Any]:
         stacked = np.stack([self.logits(m)[1] for m in members], axis=1)
         out = combine(stacked, fit.weights, fit.bias)
-        return task_metrics(out, self.data.y_val, self.data.task)
+        return outputs_metrics(out, self.data.y_val, self.data)
 
     def step(
         self,
@@ -143,16 +158,39 @@ class _Bench:
             details=details,
         )
 
-    def better(self, new: dict[str, float], old: dict[str, float]) -> bool:
-        if self.data.task == "classification":
-            return new["accuracy"] > old["accuracy"]
-        return new["mse"] < old["mse"]
+    def better(self, new: dict[str, Any], old: dict[str, Any]) -> bool:
+        """The validation metric strictly improved."""
+        if self.higher_is_better:
+            return bool(new[self.metric] > old[self.metric])
+        return bool(new[self.metric] < old[self.metric])
 
-    def within_tolerance(self, new: dict[str, float], base: dict[str, float]) -> bool:
+    def within_tolerance(self, new: dict[str, Any], base: dict[str, Any]) -> bool:
+        """The validation metric lost no more than the spec's tolerance."""
         ev = self.spec.evaluation
-        if self.data.task == "classification":
-            return new["accuracy"] >= base["accuracy"] - ev.accuracy_tolerance - 1e-12
-        return new["mse"] <= base["mse"] * (1 + ev.relative_error_tolerance) + 1e-12
+        if self.higher_is_better:
+            return bool(new[self.metric] >= base[self.metric] - ev.accuracy_tolerance - 1e-12)
+        return bool(
+            new[self.metric] <= base[self.metric] * (1 + ev.relative_error_tolerance) + 1e-12
+        )
+
+    def objective_within_tolerance(self, new: MixtureFit, base: MixtureFit) -> bool:
+        """F (class-weighted, as the search scores it) rose no more than the spec allows.
+
+        The metric alone is blind where a class is rare: a pruned model that lost most of a
+        class's few validation rows can keep its balanced accuracy within a point while its
+        weighted loss doubles."""
+        limit = base.objective * (1 + self.spec.evaluation.objective_tolerance)
+        return bool(new.objective <= limit + 1e-12)
+
+    def keep_grown(
+        self,
+        trial_fit: MixtureFit,
+        trial_metrics: dict[str, Any],
+        fit: MixtureFit,
+        metrics: dict[str, Any],
+    ) -> bool:
+        """A grown member is kept only if F (class-weighted) falls and the metric rises."""
+        return trial_fit.objective < fit.objective and self.better(trial_metrics, metrics)
 
     def retrain(self, member: Member, hparams: dict[str, Any], name: str) -> Member | None:
         cspec = CandidateSpec(
@@ -173,7 +211,8 @@ def cross_validate(
     spec: SearchSpec, data: PreparedData, members: list[Member], fit: MixtureFit
 ) -> dict[str, Any]:
     """Stratified k-fold over the non-test rows: every member's architecture retrained per fold
-    with its hyperparameters and seed, combined with the chosen mixture weights."""
+    with its hyperparameters and seed, combined with the chosen mixture weights. Scored by the
+    metric the evaluation rules compare (balanced accuracy under class weights)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     k = spec.evaluation.cv_folds
@@ -184,7 +223,8 @@ def cross_validate(
         if data.task == "classification"
         else KFold(k, shuffle=True, random_state=spec.seed)
     )
-    scores: list[dict[str, float]] = []
+    metric = selection_metric(data.task, bool(data.class_weights))[0]
+    scores: list[dict[str, Any]] = []
     for fold, (tr, te) in enumerate(
         splitter.split(x, y if data.task == "classification" else None)
     ):
@@ -220,8 +260,7 @@ def cross_validate(
         if data.task == "regression":  # metrics in the target's own units
             out = out * data.target_std + data.target_mean
             yt = yt * data.target_std + data.target_mean
-        scores.append(task_metrics(out, yt, data.task))
-    metric = "accuracy" if data.task == "classification" else "mse"
+        scores.append(outputs_metrics(out, yt, data))
     values = np.array([s[metric] for s in scores])
     return {
         "folds": k,
@@ -252,11 +291,10 @@ def fine_tune_pruned(
 ) -> tuple[Member, list[np.ndarray | None]]:
     """Zero the smallest weights of each kernel, then train on the member's own loss with the
     mask held."""
-    import keras
 
     from automl.model import build_member_model, data_info
     from automl.optimizers import create_optimizer
-    from automl.training import _loss
+    from automl.training import _loss, enable_determinism
 
     masks = magnitude_masks(member.weights, sparsity)
     pruned = tuple(
@@ -265,7 +303,7 @@ def fine_tune_pruned(
     model = build_member_model(replace(member, weights=pruned), data_info(data))
     if epochs > 0:
         hp = member.hparams
-        keras.utils.set_random_seed(member.seed)
+        enable_determinism(member.seed)  # as every candidate's training: same seed, same result
         model.compile(
             optimizer=create_optimizer(str(hp["optimizer"]), float(hp["learning_rate"]) * 0.1),
             loss=_loss(data.task),
@@ -290,11 +328,15 @@ def evaluate(
     data: PreparedData,
     ensemble: FinalEnsemble,
     on_step: Callable[[EvaluationStep], None] | None = None,
+    bench: _Bench | None = None,
 ) -> EvaluationResult:
-    """Run the phase; return the improved ensemble and the record of every step."""
+    """Run the phase; return the improved ensemble and the record of every step.
+
+    ``bench`` holds the outputs, fits and keep rules; a subclass may change a rule (tests).
+    """
     started = time.perf_counter()
     ev = spec.evaluation
-    bench = _Bench(spec, data)
+    bench = bench or _Bench(spec, data)
     steps: list[EvaluationStep] = []
 
     def record(step: EvaluationStep) -> None:
@@ -325,30 +367,40 @@ def evaluate(
     if ev.grow and members:
         last = members[-1]
         wide_key = "filters" if last.hparams["family"] in ("conv1d", "conv2d") else "width"
-        for rule, hparams, change in (
-            (
-                "grow_depth",
-                {**last.hparams, "depth": int(last.hparams["depth"]) + 1},
-                f"{last.name}: depth {last.hparams['depth']} → {int(last.hparams['depth']) + 1}",
-            ),
-            (
-                "grow_width",
-                {**last.hparams, wide_key: int(last.hparams[wide_key]) * 2},
-                f"{last.name}: {wide_key} {last.hparams[wide_key]} → "
-                f"{int(last.hparams[wide_key]) * 2}",
-            ),
-        ):
+        for rule in ("grow_depth", "grow_width"):
+            # each rule grows the member as the previous kept step left it: widening after a
+            # kept depth step widens the deeper member (built here, inside the loop, from the
+            # current ``last``), it does not retrain the original depth
+            key = "depth" if rule == "grow_depth" else wide_key
+            before = int(last.hparams[key])
+            after = before + 1 if rule == "grow_depth" else before * 2
+            hparams = {**last.hparams, key: after}
+            change = f"{last.name}: {key} {before} → {after}"
             grown = bench.retrain(last, hparams, f"{last.name}_{rule}")
             if grown is None:
-                record(bench.step(rule, change + " (training failed)", False, members, fit))
+                record(
+                    bench.step(
+                        rule, change + " (training failed)", False, members, fit, hparams=hparams
+                    )
+                )
                 continue
             trial = [*members[:-1], grown]
             trial_fit = bench.fit(trial)
             trial_metrics = bench.val_metrics(trial, trial_fit)
-            keep = trial_fit.objective < fit.objective and bench.better(
-                trial_metrics, current_metrics
+            keep = bench.keep_grown(trial_fit, trial_metrics, fit, current_metrics)
+            record(
+                bench.step(
+                    rule,
+                    change,
+                    keep,
+                    trial,
+                    trial_fit,
+                    hparams=hparams,
+                    metric=bench.metric,
+                    reference=current_metrics[bench.metric],
+                    reference_objective=fit.objective,
+                )
             )
-            record(bench.step(rule, change, keep, trial, trial_fit))
             if keep:
                 members, fit, current_metrics = trial, trial_fit, trial_metrics
                 last = grown
@@ -386,13 +438,15 @@ def evaluate(
             )
 
     sparsity = 0.0
-    dense_metrics = current_metrics
+    dense_metrics, dense_fit = current_metrics, fit
     chosen: tuple[list[Member], MixtureFit] | None = None
     for level in ev.sparsities:
         tuned = [fine_tune_pruned(m, data, level, ev.fine_tune_epochs)[0] for m in members]
         tuned_fit = bench.fit(tuned)
         metrics = bench.val_metrics(tuned, tuned_fit)
-        ok = bench.within_tolerance(metrics, dense_metrics)
+        metric_ok = bench.within_tolerance(metrics, dense_metrics)
+        objective_ok = bench.objective_within_tolerance(tuned_fit, dense_fit)
+        ok = metric_ok and objective_ok
         kernels = sum(w.size for m in tuned for w in m.weights if is_kernel(w))
         zeros = sum(int(np.sum(w == 0)) for m in tuned for w in m.weights if is_kernel(w))
         record(
@@ -406,6 +460,11 @@ def evaluate(
                 target_sparsity=level,
                 kernel_sparsity=zeros / max(kernels, 1),
                 within_tolerance=ok,
+                metric_within_tolerance=metric_ok,
+                objective_within_tolerance=objective_ok,
+                metric=bench.metric,
+                reference=dense_metrics[bench.metric],
+                reference_objective=dense_fit.objective,
             )
         )
         if ok:
@@ -416,4 +475,6 @@ def evaluate(
         for s in steps:
             if s.step == f"prune_weights_{sparsity:g}":
                 s.kept = True
-    return EvaluationResult(members, fit, steps, cv, sparsity, time.perf_counter() - started)
+    return EvaluationResult(
+        members, fit, steps, cv, sparsity, time.perf_counter() - started, bench.metric
+    )

@@ -124,10 +124,21 @@ class EvaluationSpec(_Model):
     )
     fine_tune_epochs: int = Field(3, ge=0, le=100)
     accuracy_tolerance: float = Field(
-        0.005, ge=0, le=1, description="accuracy a sparser model may lose (0.005 = 0.5 points)"
+        0.005,
+        ge=0,
+        le=1,
+        description="accuracy a sparser model may lose (0.005 = 0.5 points); balanced accuracy "
+        "when the classes are weighted",
     )
     relative_error_tolerance: float = Field(
         0.02, ge=0, le=10, description="relative rise in MSE a sparser regressor may take"
+    )
+    objective_tolerance: float = Field(
+        0.25,
+        ge=0,
+        le=100,
+        description="relative rise in the (class-weighted) objective F a sparser model may "
+        "take; with rare classes the metric alone can miss a model that lost them",
     )
     grow: bool = Field(
         True, description="try one more layer and twice the width on the last member"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from automl.data import load_builtin, prepare
-from automl.evaluation import evaluate, fine_tune_pruned, is_kernel, magnitude_masks
-from automl.search import AdaNetSearch
+from automl.data import PreparedData, load_builtin, prepare
+from automl.ensemble import MixtureFit
+from automl.evaluation import _Bench, evaluate, fine_tune_pruned, is_kernel, magnitude_masks
+from automl.search import AdaNetSearch, SearchResult
 from automl.spec import SearchSpec
 from tests.conftest import tiny_spec_dict
 
@@ -59,27 +60,107 @@ def test_the_phase_records_every_step_and_keeps_what_it_says(searched) -> None: 
     assert cv is not None and cv["folds"] == 3 and len(cv["per_fold"]) == 3
     assert cv["mean"] == pytest.approx(np.mean(cv["per_fold"]))
     assert 0.3 < cv["mean"] <= 1.0
+    assert data.class_weights is None and ev.metric == "accuracy"  # iris is balanced
     for step in ev.steps:
-        assert "accuracy" in step.validation_metrics  # a metric at every step and level
+        # every metric at every step and level
+        assert {"accuracy", "balanced_accuracy", "macro_f1", "per_class"} <= set(
+            step.validation_metrics
+        )
         assert step.nonzero_params <= step.params
     for level in (0.5, 0.75):
         step = next(s for s in ev.steps if s.step == f"prune_weights_{level:g}")
         assert step.details["kernel_sparsity"] == pytest.approx(level, abs=0.01)
         assert step.nonzero_params < step.params
-    # kept grow steps improved both the objective and the validation metric
+    # each grow step is kept exactly when it lowered F and raised the validation metric of the
+    # ensemble in force before it (both branches: a discarded step must have failed one)
     previous = ev.steps[0]
     for step in ev.steps:
-        if step.step.startswith("grow") and step.kept:
-            assert step.objective < previous.objective
-            assert step.validation_metrics["accuracy"] > previous.validation_metrics["accuracy"]
-        if step.kept and step.step != "cross_validation":
+        if step.step.startswith("grow"):
+            assert step.objective is not None and previous.objective is not None
+            improved = (
+                step.objective < previous.objective
+                and step.validation_metrics["accuracy"] > previous.validation_metrics["accuracy"]
+            )
+            assert step.kept == improved, step
+        if step.kept and step.step in ("baseline", "grow_depth", "grow_width", "prune_members"):
             previous = step
+    # weight pruning: within tolerance of the dense model it started from, the sparsest such
+    # level kept, or none (and the members stay dense) when no level was within it
+    tol = spec.evaluation.accuracy_tolerance
+    levels = [s for s in ev.steps if s.step.startswith("prune_weights")]
+    f_tol = spec.evaluation.objective_tolerance
+    for step in levels:
+        within = (
+            step.validation_metrics["accuracy"]
+            >= previous.validation_metrics["accuracy"] - tol - 1e-12
+        ) and step.objective <= previous.objective * (1 + f_tol) + 1e-12
+        assert step.details["within_tolerance"] == within
+    ok_levels = [s.details["target_sparsity"] for s in levels if s.details["within_tolerance"]]
+    assert [s.details["target_sparsity"] for s in levels if s.kept] == ok_levels[-1:]
+    assert ev.sparsity == (ok_levels[-1] if ok_levels else 0.0)
     # the final members carry the sparsity that was kept, counted in their weights
     kernels = [w for m in ev.members for w in m.weights if is_kernel(w)]
     zero_fraction = sum(int(np.sum(w == 0)) for w in kernels) / sum(w.size for w in kernels)
     assert zero_fraction == pytest.approx(ev.sparsity, abs=0.01)
-    kept_levels = [s for s in ev.steps if s.step.startswith("prune_weights") and s.kept]
-    assert len(kept_levels) <= 1
-    if ev.sparsity:
-        assert kept_levels[0].details["target_sparsity"] == ev.sparsity
-        assert kept_levels[0].details["within_tolerance"]
+
+
+class KeepEveryGrowth(_Bench):
+    """The real phase with one rule forced: every grown member is kept, so the test controls
+    which grow steps are in force (the training, fitting and recording stay real)."""
+
+    def keep_grown(
+        self,
+        trial_fit: MixtureFit,
+        trial_metrics: dict,
+        fit: MixtureFit,
+        metrics: dict,
+    ) -> bool:
+        return True
+
+
+def test_grow_rules_stack_on_the_member_as_the_kept_step_left_it(
+    searched: tuple[SearchSpec, PreparedData, SearchResult],
+) -> None:
+    _, data, result = searched
+    spec = SearchSpec.from_dict(
+        tiny_spec_dict(
+            epochs=2,
+            seed=3,
+            dense={"batch_norm": [False], "width": [64]},
+            # no member pruning (it may drop a grown member that was forced in), and
+            # tolerances this wide keep the sparsest level whatever it costs
+            evaluation={
+                "grow": True,
+                "prune_members_threshold": 0.0,
+                "sparsities": [0.5],
+                "fine_tune_epochs": 1,
+                "accuracy_tolerance": 1.0,
+                "objective_tolerance": 100.0,
+            },
+        )
+    )
+    last = result.ensemble.members[-1]
+    depth, width = int(last.hparams["depth"]), int(last.hparams["width"])
+    ev = evaluate(spec, data, result.ensemble, bench=KeepEveryGrowth(spec, data))
+    steps = {s.step: s for s in ev.steps}
+    assert steps["grow_depth"].kept and steps["grow_width"].kept
+    assert steps["grow_depth"].details["hparams"]["depth"] == depth + 1
+    assert steps["grow_depth"].details["hparams"]["width"] == width
+    # the width step widens the deeper member: keeping it must not undo the depth step
+    assert steps["grow_width"].details["hparams"]["depth"] == depth + 1
+    assert steps["grow_width"].details["hparams"]["width"] == 2 * width
+    assert [m.name for m in ev.members[:-1]] == [m.name for m in result.ensemble.members[:-1]]
+    final = ev.members[-1]
+    assert final.name == f"{last.name}_grow_depth_grow_width"
+    assert final.hparams["depth"] == depth + 1 and final.hparams["width"] == 2 * width
+    # ...and the trained weights are those of that network: depth + 1 hidden kernels of twice
+    # the width, then the logits
+    kernels = [w for w in final.weights if is_kernel(w)]
+    assert len(kernels) == depth + 2
+    assert kernels[0].shape == (data.x_train.shape[1], 2 * width)
+    assert kernels[-1].shape == (2 * width, data.n_outputs)
+    # the kept sparsity is the one the members carry
+    assert ev.sparsity == 0.5 and steps["prune_weights_0.5"].kept
+    zeros = sum(int(np.sum(w == 0)) for m in ev.members for w in m.weights if is_kernel(w))
+    size = sum(w.size for m in ev.members for w in m.weights if is_kernel(w))
+    assert zeros / size == pytest.approx(0.5, abs=0.01)
