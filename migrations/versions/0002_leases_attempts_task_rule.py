@@ -22,9 +22,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("lease_owner", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("candidates", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("attempts", sa.Integer(), server_default="1", nullable=False)
-        )
+        batch_op.add_column(sa.Column("attempts", sa.Integer(), server_default="1", nullable=False))
         batch_op.add_column(sa.Column("failure_kind", sa.String(length=16), nullable=True))
     with op.batch_alter_table("datasets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("task_rule", sa.String(length=300), nullable=True))
