@@ -1,17 +1,28 @@
 """The controller: picks queued jobs and drives the engine, writing results as they arrive.
 
-One controller per database. Restart safety: an iteration becomes durable when its row is
-written (with the members' weights on disk); on start, a job left running by a dead process is
-queued again after the candidates of its unfinished iteration are removed, and the engine
-continues from the last completed iteration — no candidate lost, none recorded twice.
+Each running job is held under a lease: the controller that claimed it renews the job's
+heartbeat while the job's thread is alive, and every state it writes is conditional on still
+holding the lease. A job whose heartbeat is older than ``lease_timeout_s`` has lost its runner
+(the process died, or its thread did): any controller sharing the database queues it again —
+or fails it once ``max_attempts`` runs have ended that way. Several controllers may share one
+database; none ever takes over a job whose runner is alive.
+
+Restart safety: an iteration becomes durable when its row is written (with the members' weights
+on disk); a job taken over continues from its last completed iteration after the candidates of
+its unfinished one are removed — no candidate lost, none recorded twice.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+import socket
 import threading
 import time
 import traceback
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -34,6 +45,11 @@ from automl.search import SearchCallback  # no TensorFlow at import time
 log = logging.getLogger("automl.controller")
 
 
+class LeaseLostError(Exception):
+    """This controller no longer holds the job's lease: another one took it over, or a person
+    deleted it. The thread stops without writing anything more."""
+
+
 class Controller:
     def __init__(
         self,
@@ -46,13 +62,20 @@ class Controller:
         self.factory = factory
         self.store = store
         self.metrics = metrics
+        # who holds a lease: readable in the database, unique per process start
+        self.lease_id = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._loop_thread: threading.Thread | None = None
+        self._heartbeat_thread: threading.Thread | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        self.recover()
+        self.sweep()
+        self._heartbeat_thread = threading.Thread(
+            target=self._heartbeat_loop, name="automl-heartbeat", daemon=True
+        )
+        self._heartbeat_thread.start()
         self._loop_thread = threading.Thread(
             target=self._loop, name="automl-controller", daemon=True
         )
@@ -65,24 +88,92 @@ class Controller:
             self._loop_thread.join(timeout)
         for thread in list(self._threads.values()):
             thread.join(timeout)
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(timeout)
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def recover(self) -> None:
-        """Requeue jobs a dead process left running, dropping their unfinished iteration."""
+    def _alive(self) -> list[str]:
+        return [job_id for job_id, t in list(self._threads.items()) if t.is_alive()]
+
+    def _heartbeat_loop(self) -> None:
+        """Renew the lease of every job whose thread is alive — and only those: a job whose
+        thread died without writing its end goes stale and is taken over."""
+        while not self._stop.wait(self.settings.heartbeat_interval_s):
+            self.heartbeat()
+        self.heartbeat()  # the jobs still finishing their graceful stop
+
+    def heartbeat(self) -> None:
+        try:
+            with session_scope(self.factory) as s:
+                JobRepository(s).heartbeat(self.lease_id, self._alive())
+        except Exception:  # noqa: BLE001 - the DB may blink; the lease has slack for that
+            log.exception("renewing the job leases failed")
+
+    def sweep(self) -> None:
+        """Take over the jobs whose runner is gone: a stale lease (any controller's), or a
+        thread of this controller that ended without writing the job's end."""
+        cutoff = utcnow() - timedelta(seconds=self.settings.lease_timeout_s)
         with session_scope(self.factory) as s:
-            for job in JobRepository(s).in_states([JobState.running, JobState.evaluating]):
-                completed, dropped = self._discard_partial_iteration(s, job)
-                job.state = JobState.queued
-                EventRepository(s).add(
-                    job.id,
-                    "state",
-                    f"the service stopped while this job ran; it continues from iteration "
-                    f"{completed} ({dropped} unfinished candidate(s) will be trained again)",
-                    state="queued",
+            stale = list(JobRepository(s).stale(cutoff))
+            ids = [(job.id, job.lease_owner, job.heartbeat_at) for job in stale]
+        for job_id, lease_owner, heartbeat_at in ids:
+            self._take_over(job_id, lease_owner, heartbeat_at, "its runner stopped answering")
+
+    def _reap(self) -> None:
+        for job_id, thread in list(self._threads.items()):
+            if thread.is_alive():
+                continue
+            del self._threads[job_id]
+            with session_scope(self.factory) as s:
+                job = s.get(Job, job_id)
+                left = (
+                    job is not None
+                    and job.lease_owner == self.lease_id
+                    and job.state in (JobState.running, JobState.evaluating)
                 )
+                heartbeat_at = job.heartbeat_at if job is not None else None
+            if left:
+                self._take_over(
+                    job_id, self.lease_id, heartbeat_at, "its run ended without recording how"
+                )
+
+    def _take_over(self, job_id: str, lease_owner: str | None, heartbeat_at: Any, why: str) -> None:
+        """Queue again (or fail, past max_attempts) a running job whose runner is gone. The
+        write is conditional on the lease being the one found stale, so two controllers
+        sweeping at once take a job over once, and a runner that renewed meanwhile keeps it."""
+        with session_scope(self.factory) as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                return
+            repo = JobRepository(s)
+            cond = dict(lease_owner=lease_owner, heartbeat_at=heartbeat_at)
+            if job.attempts >= self.settings.max_attempts:
+                message = (
+                    f"the job's run ended abnormally {job.attempts} time(s) ({why}; the service "
+                    f"crashed or was killed while running it); it failed after max_attempts="
+                    f"{self.settings.max_attempts}. Resume it to try again."
+                )
+                if not repo.take_over(
+                    job_id, cond, state=JobState.failed, error=message, finished_at=utcnow()
+                ):
+                    return
+                self._close_unfinished_in(s, job_id, "the job failed")
+                EventRepository(s).add(job_id, "error", message, state="failed")
+                return
+            if not repo.take_over(job_id, cond, state=JobState.queued):
+                return
+            s.refresh(job)
+            completed, dropped = self._discard_partial_iteration(s, job)
+            EventRepository(s).add(
+                job.id,
+                "state",
+                f"the service stopped while this job ran ({why}); it continues from iteration "
+                f"{completed} ({dropped} unfinished candidate(s) will be trained again)",
+                state="queued",
+            )
 
     def _discard_partial_iteration(self, s: Session, job: Job) -> tuple[int, int]:
         """Delete the candidates of the iteration that never completed: the engine proposes
@@ -97,14 +188,18 @@ class Controller:
         return completed, len(dropped)
 
     def _close_unfinished(self, job_id: str, reason: str) -> None:
-        """A job that ends early leaves no candidate pending or running."""
         with session_scope(self.factory) as s:
-            rows, _ = CandidateRepository(s).list(job_id, limit=10_000)
-            for row in rows:
-                if row.state in (CandidateState.pending, CandidateState.running):
-                    row.state = CandidateState.failed
-                    row.error = f"not finished: {reason}"
-                    row.finished_at = utcnow()
+            self._close_unfinished_in(s, job_id, reason)
+
+    @staticmethod
+    def _close_unfinished_in(s: Session, job_id: str, reason: str) -> None:
+        """A job that ends early leaves no candidate pending or running."""
+        rows, _ = CandidateRepository(s).list(job_id, limit=10_000)
+        for row in rows:
+            if row.state in (CandidateState.pending, CandidateState.running):
+                row.state = CandidateState.failed
+                row.error = f"not finished: {reason}"
+                row.finished_at = utcnow()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -115,15 +210,17 @@ class Controller:
             self._stop.wait(self.settings.poll_interval_s)
 
     def _tick(self) -> None:
-        for job_id, thread in list(self._threads.items()):
-            if not thread.is_alive():
-                del self._threads[job_id]
+        self._reap()
+        self.sweep()
         while len(self._threads) < self.settings.max_concurrent_jobs and not self._stop.is_set():
             with session_scope(self.factory) as s:
-                job = JobRepository(s).claim_next_queued()
+                # never a second thread on a job whose previous run here is still returning
+                job = JobRepository(s).claim_next_queued(self.lease_id, exclude=list(self._threads))
                 if job is None:
                     return
-                EventRepository(s).add(job.id, "state", "job running", state="running")
+                EventRepository(s).add(
+                    job.id, "state", "job running", state="running", attempt=job.attempts
+                )
                 job_id = job.id
             thread = threading.Thread(
                 target=self.run_job, args=(job_id,), name=f"job-{job_id[:8]}", daemon=True
@@ -133,22 +230,40 @@ class Controller:
 
     # ---- one job ---------------------------------------------------------------------------
     def _set_state(self, job_id: str, state: JobState, message: str, **fields: Any) -> None:
+        """Write the job's next state if this controller still holds its lease."""
         with session_scope(self.factory) as s:
-            job = s.get(Job, job_id)
-            assert job is not None
-            job.state = state
-            for key, value in fields.items():
-                setattr(job, key, value)
             if state.is_finished():
-                job.finished_at = utcnow()
-                job.cancel_requested = False
+                fields.update(finished_at=utcnow(), cancel_requested=False, lease_owner=None)
+            elif state == JobState.queued:
+                fields.update(lease_owner=None, heartbeat_at=None)
+            if not JobRepository(s).release(job_id, self.lease_id, state, **fields):
+                raise LeaseLostError(job_id)
             EventRepository(s).add(
                 job_id, "error" if state == JobState.failed else "state", message, state=state
             )
 
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether a person asked to cancel the job; raises LeaseLostError when this controller
+        no longer runs it."""
+        with session_scope(self.factory) as s:
+            job = s.get(Job, job_id)
+            if job is None or job.lease_owner != self.lease_id:
+                raise LeaseLostError(job_id)
+            return bool(job.cancel_requested)
+
     def run_job(self, job_id: str) -> None:
         try:
+            self._run_outcome(job_id)
+        except LeaseLostError:
+            log.warning("job %s: this controller lost its lease; it stops here", job_id)
+        except Exception:  # noqa: BLE001 - the end could not be written: _reap takes over
+            log.exception("job %s: recording how it ended failed", job_id)
+
+    def _run_outcome(self, job_id: str) -> None:
+        try:
             self._run_job(job_id)
+        except LeaseLostError:
+            raise
         except SearchCancelledError:
             self._close_unfinished(
                 job_id, "the service stopped" if self.stopping else "the job was cancelled"
@@ -159,6 +274,8 @@ class Controller:
                     JobState.queued,
                     "the service is stopping; the job continues from its last completed "
                     "iteration when it starts again",
+                    # a graceful stop is not a failed run: it does not count toward max_attempts
+                    attempts=Job.attempts - 1,
                 )
             else:
                 self._set_state(job_id, JobState.cancelled, "job cancelled")
@@ -194,7 +311,10 @@ class Controller:
                 path = self.store.absolute(row.path)
                 task: Any = row.task
                 dataset = (
-                    load_csv(path, label=str(row.label), task=task, name=row.name)
+                    # with the column types stored on upload (detected or given by the user)
+                    load_csv(
+                        path, label=str(row.label), task=task, name=row.name, columns=row.columns
+                    )
                     if row.format == "csv"
                     else load_npz(path, task=task, name=row.name)
                 )
@@ -240,6 +360,9 @@ class Controller:
             stop_reason=result.stop_reason,
         )
         summary = self._finish(job_id, result)
+        if self.cancel_requested(job_id):
+            # asked while the model was exported: honoured, the export is discarded with it
+            raise SearchCancelledError("the job was cancelled")
         self._set_state(job_id, JobState.succeeded, "job succeeded", result=summary)
 
     def _finish(self, job_id: str, result: Any) -> dict[str, Any]:
@@ -254,11 +377,17 @@ class Controller:
                     f"evaluation: {step.step}: {step.change}",
                     step=step.to_dict(),
                 )
+            # a cancel (or a stop of the service) during the evaluation phase is honoured
+            # between its steps; resuming the job runs the phase again from the search's end
+            if self.stopping or self.cancel_requested(job_id):
+                raise SearchCancelledError("the job was cancelled during the evaluation phase")
 
         outcome = finish(result, self.store.job_dir(job_id), on_step)
         report = outcome.report
         return {
             "test_metrics": report["test_metrics"],
+            # the majority class (or the training mean) on the same rows: a useless model shows
+            "baseline_test_metrics": report["baseline_test_metrics"],
             "best_member": report["best_member"],
             "best_member_test_metrics": report["best_member_test_metrics"],
             "ensemble": {
@@ -270,6 +399,7 @@ class Controller:
             "stop_reason": report["stop_reason"],
             "search_wall_s": report["wall_s"],
             "data": report["data"],
+            "deterministic": report.get("deterministic"),
         }
 
     # ---- resume ----------------------------------------------------------------------------
@@ -361,6 +491,14 @@ class JobCallback(SearchCallback):
             row = CandidateRepository(s).get(self.job_id, spec.name)
             if row is not None:
                 row.state = CandidateState.running
+            # one event per training started: the record of how often each candidate trained
+            EventRepository(s).add(
+                self.job_id,
+                "info",
+                f"candidate {spec.name} started training",
+                candidate=spec.name,
+                iteration=spec.iteration,
+            )
 
     def on_candidate_result(self, result: Any) -> None:
         if result.ok:
@@ -442,14 +580,12 @@ class JobCallback(SearchCallback):
         now = time.monotonic()
         if now - self._last_check >= self.CANCEL_CHECK_S:
             self._last_check = now
-            with self._session() as s:
-                job = s.get(Job, self.job_id)
-                self._cancel = job is None or job.cancel_requested
+            self._cancel = self.c.cancel_requested(self.job_id)  # LeaseLostError stops it too
         return self._cancel
 
 
 # Columns a CandidateRecord and a candidate row share; the rest differ in name or kind.
-_COPIED = ("loss", "complexity", "objective", "epochs_run", "error")
+_COPIED = ("loss", "complexity", "objective", "epochs_run", "error", "attempts", "failure_kind")
 
 
 def _record(row: Candidate) -> Any:
@@ -471,6 +607,7 @@ def _record(row: Candidate) -> Any:
         duration_s=row.duration_s or 0.0,
         train_s=row.train_s or 0.0,
         node=row.node or "",
+        history=dict(row.history or {}),
         **{k: getattr(row, k) for k in _COPIED},
     )
 
@@ -487,3 +624,9 @@ def _fill(row: Candidate, record: Any) -> None:
     row.node = record.node or None
     row.duration_s = record.duration_s
     row.train_s = record.train_s
+    if record.history:  # the curves the candidate's worker (in process or on Ray) recorded
+        # JSON has no NaN or infinity (PostgreSQL refuses them): a diverged epoch is null
+        row.history = {
+            k: [float(v) if math.isfinite(v) else None for v in vals]
+            for k, vals in record.history.items()
+        }

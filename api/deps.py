@@ -14,7 +14,9 @@ from api.auth import owner_for_key
 from api.db import session_scope
 from api.errors import UnauthorizedError
 from api.metrics import Metrics
+from api.repositories import ApiKeyRepository
 from api.settings import Settings
+from api.web.session import SESSION_COOKIE, SessionCodec, SignInRequiredError, load_secret
 
 
 @dataclass
@@ -38,11 +40,14 @@ def get_session(state: StateDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits when the route returns, before the response is
+# sent, so a failed commit is an error response, never a success for work that was not saved;
+# and no transaction stays open while a large response (a model download) streams.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def current_owner(
-    session: SessionDep,
+    state: StateDep,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
 ) -> str:
     if not authorization:
@@ -50,10 +55,67 @@ def current_owner(
     scheme, _, key = authorization.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise UnauthorizedError("the Authorization header must be 'Bearer <key>'")
-    owner = owner_for_key(session, key.strip())
+    owner = owner_for_key(state.factory, key.strip())
     if owner is None:
         raise UnauthorizedError("unknown or revoked API key")
     return owner
 
 
 OwnerDep = Annotated[str, Depends(current_owner)]
+
+
+# ---- the dashboard: a session cookie instead of the Authorization header -------------------
+def get_session_codec(request: Request, state: StateDep) -> SessionCodec:
+    """The signer of dashboard sessions, made once per app (its secret is a file)."""
+    codec: SessionCodec | None = getattr(request.app.state, "session_codec", None)
+    if codec is None:
+        codec = SessionCodec(load_secret(state.settings.artifact_dir))
+        request.app.state.session_codec = codec
+    return codec
+
+
+CodecDep = Annotated[SessionCodec, Depends(get_session_codec)]
+
+
+def session_owner(request: Request, state: StateDep, codec: CodecDep) -> str | None:
+    """The owner a valid session cookie speaks for (its API key must still be valid)."""
+    web = codec.verify(request.cookies.get(SESSION_COOKIE))
+    if web is None:
+        return None
+    with session_scope(state.factory) as s:
+        return ApiKeyRepository(s).active_owner(web.key_id)
+
+
+def current_session_owner(
+    owner: Annotated[str | None, Depends(session_owner)],
+) -> str:
+    """The owner of a dashboard page; pages without a session send the browser to sign in."""
+    if owner is None:
+        raise SignInRequiredError("sign in with an API key to use the dashboard")
+    return owner
+
+
+SessionOwnerDep = Annotated[str, Depends(current_session_owner)]
+
+
+def current_reader(
+    request: Request,
+    state: StateDep,
+    codec: CodecDep,
+    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+) -> str:
+    """Bearer key, or — for reads only — the dashboard's session cookie: the plot data, the
+    CSV export and the event streams serve scripts and the dashboard's own pages alike. A
+    cookie never authorises a write (no CSRF token travels with these requests)."""
+    if authorization or request.method not in ("GET", "HEAD"):
+        return current_owner(state, authorization)
+    owner = session_owner(request, state, codec)
+    if owner is None:
+        raise UnauthorizedError(
+            "missing Authorization header; send 'Authorization: Bearer <key>' "
+            "(or sign in to the dashboard)"
+        )
+    return owner
+
+
+ReaderDep = Annotated[str, Depends(current_reader)]

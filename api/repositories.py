@@ -4,18 +4,42 @@ job or dataset is simply not found."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session, undefer
 
-from api.models import Candidate, Dataset, Event, Iteration, Job, JobState, utcnow
+from api.models import ApiKey, Candidate, Dataset, Event, Iteration, Job, JobState, utcnow
 
 CANDIDATE_SORTS = {
     "objective": Candidate.objective,
     "loss": Candidate.loss,
     "duration": Candidate.duration_s,
     "created": Candidate.id,
+}
+
+# The dashboard's candidates table sorts by any of its columns; hyperparameters and metrics
+# are read out of their JSON columns (json_extract on SQLite, ->> on PostgreSQL).
+_WIDTH = func.coalesce(
+    Candidate.hparams["filters"].as_float(), Candidate.hparams["width"].as_float()
+)
+CANDIDATE_TABLE_SORTS: dict[str, Any] = {
+    "name": (Candidate.iteration, Candidate.id),
+    "iteration": (Candidate.iteration,),
+    "origin": (Candidate.origin,),
+    "state": (Candidate.state,),
+    "family": (Candidate.hparams["family"].as_string(),),
+    "depth": (Candidate.depth,),
+    "width": (_WIDTH,),
+    "optimizer": (Candidate.hparams["optimizer"].as_string(),),
+    "learning_rate": (Candidate.hparams["learning_rate"].as_float(),),
+    "loss": (Candidate.loss,),
+    "complexity": (Candidate.complexity,),
+    "objective": (Candidate.objective,),
+    "duration": (Candidate.duration_s,),
+    "node": (Candidate.node,),
+    "chosen": (Candidate.chosen,),
 }
 
 
@@ -53,6 +77,17 @@ class DatasetRepository:
     def delete(self, dataset: Dataset) -> None:
         self.s.delete(dataset)
 
+    def names(self, owner: str, dataset_ids: Sequence[str]) -> dict[str, str]:
+        """Names of the owner's datasets among ``dataset_ids`` (one query for a jobs page)."""
+        if not dataset_ids:
+            return {}
+        rows = self.s.execute(
+            select(Dataset.id, Dataset.name).where(
+                Dataset.owner == owner, Dataset.id.in_(list(dataset_ids))
+            )
+        ).all()
+        return {str(i): str(n) for i, n in rows}
+
 
 class JobRepository:
     def __init__(self, session: Session) -> None:
@@ -80,26 +115,103 @@ class JobRepository:
         self.s.flush()
         return job
 
-    def claim_next_queued(self) -> Job | None:
-        """Move the oldest queued job to running; the conditional UPDATE makes the claim safe
-        against another controller doing the same."""
-        for job in self.s.scalars(
-            select(Job).where(Job.state == JobState.queued).order_by(Job.created_at).limit(5)
-        ):
-            claimed = self.s.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.state == JobState.queued)
-                .values(
-                    state=JobState.running,
-                    started_at=utcnow(),
-                    attempts=Job.attempts + 1,
-                    error=None,
-                )
+    def transition(
+        self, job_id: str, expected: Sequence[str], owner: str | None = None, **values: Any
+    ) -> bool:
+        """Compare-and-set: write ``values`` only if the job is still in one of ``expected``.
+
+        Every change of a job's state goes through here (or another conditional statement), so
+        two writers that read the same state cannot both act on it: one of them finds its
+        condition false and rereads.
+        """
+        q = update(Job).where(Job.id == job_id, Job.state.in_(list(expected)))
+        if owner is not None:
+            q = q.where(Job.owner == owner)
+        done = self.s.execute(q.values(**values, updated_at=utcnow()))
+        return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+    def release(self, job_id: str, holder: str, state: str, **values: Any) -> bool:
+        """Move a job its runner holds to ``state``; false when the lease was lost meanwhile
+        (another controller took the job over), in which case nothing is written."""
+        done = self.s.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.lease_owner == holder,
+                Job.state.in_([JobState.running, JobState.evaluating]),
             )
-            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            .values(state=state, updated_at=utcnow(), **values)
+        )
+        return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+    def take_over(self, job_id: str, lease: dict[str, Any], **values: Any) -> bool:
+        """Change a running job whose lease is exactly ``lease`` (owner and last heartbeat as
+        found stale); false when its runner renewed or another controller got there first."""
+        q = update(Job).where(
+            Job.id == job_id, Job.state.in_([JobState.running, JobState.evaluating])
+        )
+        for key in ("lease_owner", "heartbeat_at"):
+            column = getattr(Job, key)
+            q = q.where(column.is_(None) if lease[key] is None else column == lease[key])
+        done = self.s.execute(
+            q.values(lease_owner=None, heartbeat_at=None, updated_at=utcnow(), **values)
+        )
+        return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+    def delete_unless(self, owner: str, job_id: str, busy: Sequence[str]) -> bool:
+        """Delete the job unless it is in one of ``busy``, in one statement."""
+        done = self.s.execute(
+            delete(Job).where(Job.id == job_id, Job.owner == owner, Job.state.not_in(list(busy)))
+        )
+        return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+    def claim_next_queued(self, lease_owner: str, exclude: Sequence[str] = ()) -> Job | None:
+        """Move the oldest queued job to running under this controller's lease; the conditional
+        UPDATE makes the claim safe against another controller, a cancel or a delete doing the
+        same at once."""
+        q = select(Job).where(Job.state == JobState.queued)
+        if exclude:
+            q = q.where(Job.id.not_in(list(exclude)))
+        for job in self.s.scalars(q.order_by(Job.created_at, Job.id).limit(5)):
+            now = utcnow()
+            if self.transition(
+                job.id,
+                [JobState.queued],
+                state=JobState.running,
+                started_at=now,
+                attempts=Job.attempts + 1,
+                error=None,
+                cancel_requested=False,
+                lease_owner=lease_owner,
+                heartbeat_at=now,
+            ):
                 self.s.refresh(job)
                 return job
         return None
+
+    def heartbeat(self, lease_owner: str, job_ids: Sequence[str]) -> int:
+        """Renew this controller's lease on the jobs it is running (threads alive)."""
+        if not job_ids:
+            return 0
+        done = self.s.execute(
+            update(Job)
+            .where(
+                Job.id.in_(list(job_ids)),
+                Job.lease_owner == lease_owner,
+                Job.state.in_([JobState.running, JobState.evaluating]),
+            )
+            .values(heartbeat_at=utcnow())
+        )
+        return int(done.rowcount)  # type: ignore[attr-defined]
+
+    def stale(self, cutoff: datetime) -> Sequence[Job]:
+        """Running jobs whose lease was last renewed before ``cutoff`` (their runner is gone)."""
+        return self.s.scalars(
+            select(Job).where(
+                Job.state.in_([JobState.running, JobState.evaluating]),
+                or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff),
+            )
+        ).all()
 
     def in_states(self, states: Sequence[str]) -> Sequence[Job]:
         return self.s.scalars(select(Job).where(Job.state.in_(states))).all()
@@ -107,6 +219,27 @@ class JobRepository:
     def counts_by_state(self) -> dict[str, int]:
         rows = self.s.execute(select(Job.state, func.count()).group_by(Job.state)).all()
         return {str(state): int(n) for state, n in rows}
+
+    def get_many(self, owner: str, job_ids: Sequence[str]) -> Sequence[Job]:
+        """The owner's jobs among ``job_ids``, in the order given (unknown ids are left out)."""
+        if not job_ids:
+            return []
+        found = {
+            j.id: j
+            for j in self.s.scalars(
+                select(Job).where(Job.owner == owner, Job.id.in_(list(job_ids)))
+            )
+        }
+        return [found[i] for i in job_ids if i in found]
+
+    def list_version(self, owner: str, state: str | None) -> tuple[int, datetime | None]:
+        """How many of the owner's jobs there are and when one last changed: the jobs list
+        shown for these filters is stale when this pair changes."""
+        q = select(func.count(Job.id), func.max(Job.updated_at)).where(Job.owner == owner)
+        if state:
+            q = q.where(Job.state == state)
+        count, latest = self.s.execute(q).one()
+        return int(count or 0), latest
 
 
 class IterationRepository:
@@ -116,6 +249,21 @@ class IterationRepository:
     def list(self, job_id: str) -> Sequence[Iteration]:
         return self.s.scalars(
             select(Iteration).where(Iteration.job_id == job_id).order_by(Iteration.iteration)
+        ).all()
+
+    def summaries(self, job_id: str) -> Sequence[Any]:
+        """The iterations without the scores of every candidate ensemble (``ensembles``, the
+        bulk of a row): iteration, previous_objective, best_objective, chosen, ensemble."""
+        return self.s.execute(
+            select(
+                Iteration.iteration,
+                Iteration.previous_objective,
+                Iteration.best_objective,
+                Iteration.chosen,
+                Iteration.ensemble,
+            )
+            .where(Iteration.job_id == job_id)
+            .order_by(Iteration.iteration)
         ).all()
 
     def completed_count(self, job_id: str) -> int:
@@ -179,6 +327,118 @@ class CandidateRepository:
         )
         return doomed
 
+    def by_names(self, job_id: str, names: Sequence[str]) -> Sequence[Candidate]:
+        if not names:
+            return []
+        return self.s.scalars(
+            select(Candidate).where(Candidate.job_id == job_id, Candidate.name.in_(list(names)))
+        ).all()
+
+    def get_with_history(self, job_id: str, name: str) -> Candidate | None:
+        """One candidate with its per-epoch history loaded (deferred everywhere else)."""
+        return self.s.scalar(
+            select(Candidate)
+            .options(undefer(Candidate.history))
+            .where(Candidate.job_id == job_id, Candidate.name == name)
+        )
+
+    def table_rows(
+        self,
+        job_id: str,
+        *,
+        iteration: int | None = None,
+        state: str | None = None,
+        family: str | None = None,
+        sort: str = "name",
+        descending: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Sequence[Candidate]:
+        """A page of the dashboard's candidates table: filtered, sorted by any column (see
+        ``CANDIDATE_TABLE_SORTS``) and paginated in the database (``facets`` counts them)."""
+        q = select(Candidate).where(Candidate.job_id == job_id)
+        if iteration is not None:
+            q = q.where(Candidate.iteration == iteration)
+        if state:
+            q = q.where(Candidate.state == state)
+        if family:
+            q = q.where(Candidate.hparams["family"].as_string() == family)
+        order: list[Any] = []
+        for column in CANDIDATE_TABLE_SORTS[sort]:
+            # rows without a value (failed, still training) go last either way
+            order += [column.is_(None), column.desc() if descending else column.asc()]
+        return self.s.scalars(q.order_by(*order, Candidate.id).limit(limit).offset(offset)).all()
+
+    def facets(self, job_id: str) -> Sequence[tuple[int, str, str | None, int]]:
+        """(iteration, state, family, count) of the job's candidates, in one pass: the table's
+        filter choices, its counts by state and the size of any filtered view come from it."""
+        family = Candidate.hparams["family"].as_string()
+        rows = (
+            self.s.connection()
+            .execute(
+                select(Candidate.iteration, Candidate.state, family, func.count())
+                .where(Candidate.job_id == job_id)
+                .group_by(Candidate.iteration, Candidate.state, family)
+            )
+            .all()
+        )
+        return [(int(i), str(st), None if f is None else str(f), int(n)) for i, st, f, n in rows]
+
+    def points(self, job_id: str) -> Sequence[Any]:
+        """Light rows for the plots — id, name, iteration, loss, complexity, objective, chosen —
+        of the scored candidates, in training order: plain columns only, no JSON to decode, and
+        no ORM (its row processing costs a third more on a job of 10,000 candidates). Computing
+        the Pareto front and the sample in SQL (window functions) was slower on SQLite."""
+        return (
+            self.s.connection()
+            .execute(
+                select(
+                    Candidate.id,
+                    Candidate.name,
+                    Candidate.iteration,
+                    Candidate.loss,
+                    Candidate.complexity,
+                    Candidate.objective,
+                    Candidate.chosen,
+                )
+                .where(
+                    Candidate.job_id == job_id,
+                    Candidate.loss.is_not(None),
+                    Candidate.complexity.is_not(None),
+                    Candidate.objective.is_not(None),
+                )
+                .order_by(Candidate.id)
+            )
+            .all()
+        )
+
+    def count(self, job_id: str) -> int:
+        return int(
+            self.s.scalar(select(func.count(Candidate.id)).where(Candidate.job_id == job_id)) or 0
+        )
+
+    def hparams_of(self, job_id: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The hyperparameters of some candidates (by row id): only the points a plot keeps."""
+        out: dict[int, dict[str, Any]] = {}
+        ids = list(ids)
+        for start in range(0, len(ids), 5000):  # well under any backend's parameter limit
+            rows = self.s.execute(
+                select(Candidate.id, Candidate.hparams).where(
+                    Candidate.job_id == job_id, Candidate.id.in_(ids[start : start + 5000])
+                )
+            )
+            out.update({int(i): dict(h or {}) for i, h in rows})
+        return out
+
+    def metric_names(self, job_id: str) -> Sequence[str]:
+        """The validation metrics a finished candidate of the job recorded (one row read)."""
+        metrics = self.s.scalar(
+            select(Candidate.metrics)
+            .where(Candidate.job_id == job_id, Candidate.objective.is_not(None))
+            .limit(1)
+        )
+        return list(metrics or {})
+
 
 class EventRepository:
     def __init__(self, session: Session) -> None:
@@ -192,3 +452,32 @@ class EventRepository:
         total = self.s.scalar(select(func.count()).select_from(q.subquery())) or 0
         rows = self.s.scalars(q.order_by(Event.id).limit(limit).offset(offset))
         return rows.all(), total
+
+    def latest(self, job_id: str, limit: int, offset: int) -> tuple[Sequence[Event], int]:
+        """Newest first: the event log as the dashboard shows it."""
+        q = select(Event).where(Event.job_id == job_id)
+        total = self.s.scalar(select(func.count()).select_from(q.subquery())) or 0
+        rows = self.s.scalars(q.order_by(Event.id.desc()).limit(limit).offset(offset))
+        return rows.all(), total
+
+    def last_id(self, job_id: str) -> int:
+        """The id of the job's newest event (0 if none): every change the controller makes to
+        a job or its candidates writes an event, so a new id means something changed."""
+        return int(self.s.scalar(select(func.max(Event.id)).where(Event.job_id == job_id)) or 0)
+
+
+class ApiKeyRepository:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def find_active(self, key_hash: str) -> ApiKey | None:
+        return self.s.scalar(
+            select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked.is_(False))
+        )
+
+    def active_owner(self, key_id: int) -> str | None:
+        """The owner of a key that is still valid (not revoked, not deleted)."""
+        owner = self.s.scalar(
+            select(ApiKey.owner).where(ApiKey.id == key_id, ApiKey.revoked.is_(False))
+        )
+        return None if owner is None else str(owner)

@@ -25,6 +25,11 @@ class DatasetPublic(_Out):
     features: int
     class_counts: dict[str, int]
     input_shape: list[int] | None
+    columns: list[dict[str, Any]] | None = Field(
+        None,
+        description="a CSV's feature columns: name, type (numeric, categorical or ignore), "
+        "reason (the rule or the user that chose the type), missing_rate, distinct, given",
+    )
     size_bytes: int
     created_at: datetime
 
@@ -119,6 +124,10 @@ class CandidatePublic(_Out):
     chosen: bool
     node: str | None
     epochs_run: int
+    attempts: int = Field(1, description="trainings started: more than one when a worker died")
+    failure_kind: str | None = Field(
+        None, description="for a failed candidate: training (its own error) or infrastructure"
+    )
     duration_s: float | None
     train_s: float | None
     error: str | None
@@ -141,3 +150,39 @@ class EventPublic(_Out):
 class EventsPublic(BaseModel):
     data: list[EventPublic]
     count: int
+
+
+class CandidateDetail(CandidatePublic):
+    """One candidate with its per-epoch training curves (Keras's log names: loss, val_loss,
+    accuracy, val_accuracy...; null where an epoch's value was not finite)."""
+
+    history: dict[str, list[float | None]] = Field(default_factory=dict)
+
+
+class EnsembleMemberPublic(BaseModel):
+    name: str
+    family: str
+    depth: int | None
+    width: int | None = Field(description="units per layer (filters for conv families)")
+    params: int | None
+    mixture_weight: float = Field(description="scalar weight, or mean |w| of a vector weight")
+    iteration: int | None = Field(description="the iteration whose chosen ensemble added it")
+
+
+class EnsemblePublic(BaseModel):
+    source: Literal["final", "search", "none"] = Field(
+        description="final: the exported model after the evaluation phase; search: the "
+        "ensemble the last completed iteration chose; none: no iteration completed yet"
+    )
+    members: list[EnsembleMemberPublic]
+    params: int | None
+    objective: float | None
+
+
+class PlotPublic(BaseModel):
+    """A Plotly figure: ``data`` (traces) and ``layout`` as Plotly.js takes them; ``meta``
+    counts the points (``points`` shown, of ``scored``/``total``) when the plot is capped."""
+
+    data: list[dict[str, Any]]
+    layout: dict[str, Any]
+    meta: dict[str, Any]

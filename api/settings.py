@@ -22,6 +22,18 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(1, ge=1, le=64)
     max_upload_mb: float = Field(50.0, gt=0)
     poll_interval_s: float = Field(0.5, gt=0)
+    heartbeat_interval_s: float = Field(
+        10.0, gt=0, description="how often a controller renews the lease of each job it runs"
+    )
+    lease_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="a running job whose lease was not renewed for this long has lost its "
+        "runner (the process died): it is queued again, or failed after max_attempts",
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=100, description="runs of one job that may end in a crash before it fails"
+    )
     run_controller: bool = Field(True, description="run the controller inside the API process")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -21,6 +21,9 @@ from api.services.jobs import JobService, job_public
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
+# a row count no table reaches; larger values overflow the databases' integers (a 500 on SQLite)
+MAX_OFFSET = 2**31 - 1
+
 
 def _service(session: SessionDep, state: StateDep) -> JobService:
     return JobService(session, state.store, state.settings.executor)
@@ -38,7 +41,7 @@ def list_jobs(
     state: StateDep,
     job_state: Annotated[str | None, Query(alias="state")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobsPublic:
     rows, total = _service(session, state).list(owner, job_state, limit, offset)
     return JobsPublic(data=[job_public(j) for j in rows], count=total)
@@ -80,7 +83,7 @@ def list_candidates(
     owner: OwnerDep,
     session: SessionDep,
     state: StateDep,
-    iteration: Annotated[int | None, Query(ge=0)] = None,
+    iteration: Annotated[int | None, Query(ge=0, le=MAX_OFFSET)] = None,
     candidate_state: Annotated[
         Literal["pending", "running", "completed", "stopped_early", "failed"] | None,
         Query(alias="state"),
@@ -88,7 +91,7 @@ def list_candidates(
     sort: Literal["objective", "loss", "duration", "created"] = "created",
     order: Literal["asc", "desc"] = "asc",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CandidatesPublic:
     job = _service(session, state).get(owner, job_id)
     rows, total = CandidateRepository(session).list(
@@ -110,7 +113,7 @@ def list_events(
     session: SessionDep,
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> EventsPublic:
     job = _service(session, state).get(owner, job_id)
     rows, total = EventRepository(session).list(job.id, limit, offset)

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from api.artifacts import ArtifactStore
+from api.db import after_commit
 from api.errors import ConflictError, NotFoundError, UnprocessableError
 from api.models import Job, JobState, utcnow
 from api.repositories import DatasetRepository, EventRepository, JobRepository
@@ -78,44 +79,80 @@ class JobService:
         return self.repo.list(owner, state, limit, offset)
 
     def cancel(self, owner: str, job_id: str) -> Job:
-        job = self.get(owner, job_id)
-        state = JobState(job.state)
-        if state.is_finished():
-            raise ConflictError(f"job {job_id!r} is already {job.state}; nothing to cancel")
-        if state == JobState.queued:
-            job.state = JobState.cancelled
-            job.finished_at = utcnow()
-            self.events.add(job.id, "state", "job cancelled before it started", state="cancelled")
-        else:
-            job.cancel_requested = True  # the controller stops it at the next check
-            self.events.add(job.id, "info", "cancellation requested")
-        return job
+        """A queued job is cancelled at once; a running or evaluating one gets a request that
+        its controller honours at its next check. Each write is conditional on the state it was
+        decided from, so a cancel that races the controller's claim cannot mark a job that has
+        just started as cancelled behind its runner's back."""
+        for _ in range(5):
+            job = self.get(owner, job_id)
+            state = JobState(job.state)
+            if state.is_finished():
+                raise ConflictError(f"job {job_id!r} is already {job.state}; nothing to cancel")
+            if state == JobState.queued:
+                if self.repo.transition(
+                    job.id,
+                    [JobState.queued],
+                    owner,
+                    state=JobState.cancelled,
+                    finished_at=utcnow(),
+                    lease_owner=None,
+                ):
+                    self.events.add(
+                        job.id, "state", "job cancelled before it started", state="cancelled"
+                    )
+                    return self._reread(job)
+            elif self.repo.transition(
+                job.id, [JobState.running, JobState.evaluating], owner, cancel_requested=True
+            ):
+                self.events.add(job.id, "info", f"cancellation requested while {state}")
+                return self._reread(job)
+            # the state changed between the read and the write: decide again from the new one
+        raise ConflictError(f"job {job_id!r} is changing state right now; try again")
 
     def resume(self, owner: str, job_id: str) -> Job:
         job = self.get(owner, job_id)
-        if job.state not in (JobState.failed, JobState.cancelled):
+        resumable = [JobState.failed, JobState.cancelled]
+        if job.state not in resumable or not self.repo.transition(
+            job.id,
+            resumable,
+            owner,
+            state=JobState.queued,
+            cancel_requested=False,
+            error=None,
+            finished_at=None,
+            lease_owner=None,
+            heartbeat_at=None,
+            attempts=0,  # a person's retry starts a fresh count of crashed runs
+        ):
+            job = self._reread(job)
             raise ConflictError(
                 f"job {job_id!r} is {job.state}; only a failed or cancelled job can be resumed"
             )
-        job.state = JobState.queued
-        job.cancel_requested = False
-        job.error = None
-        job.finished_at = None
         self.events.add(
             job.id,
             "state",
             "job queued again: it continues from its last completed iteration",
             state="queued",
         )
-        return job
+        return self._reread(job)
 
     def delete(self, owner: str, job_id: str) -> None:
         job = self.get(owner, job_id)
-        if job.state in (JobState.running, JobState.evaluating):
+        busy = [JobState.running, JobState.evaluating]
+        if not self.repo.delete_unless(owner, job.id, busy):
+            job = self._reread(job)
             raise ConflictError(f"job {job_id!r} is {job.state}; cancel it before deleting it")
-        self.s.delete(job)
-        self.s.flush()
-        self.store.remove_job(job.id)
+        # the files go only once the row's deletion is committed
+        after_commit(self.s, lambda: self.store.remove_job(job_id))
+
+    def _reread(self, job: Job) -> Job:
+        """The job as the database has it now (another writer may have changed it)."""
+        job_id, owner = job.id, job.owner
+        self.s.expire(job)
+        fresh = self.repo.get(owner, job_id)
+        if fresh is None:
+            raise NotFoundError(f"job {job_id!r} not found")
+        return fresh
 
 
 def job_public(job: Job) -> JobPublic:

@@ -111,6 +111,9 @@ class Server:
             AUTOML_RAY_NUM_CPUS="2",
             AUTOML_POLL_INTERVAL_S="0.2",
             AUTOML_MAX_UPLOAD_MB="1",
+            # a dead service's jobs are taken over after 6 s here, not the default minute
+            AUTOML_HEARTBEAT_INTERVAL_S="1",
+            AUTOML_LEASE_TIMEOUT_S="6",
             TF_CPP_MIN_LOG_LEVEL="3",
             RAY_USAGE_STATS_ENABLED="0",
             PYTHONUNBUFFERED="1",

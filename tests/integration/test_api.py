@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -85,9 +86,14 @@ def test_an_owner_never_sees_or_touches_another_owners_objects(server: Server) -
             ("GET", f"/api/v1/jobs/{job['id']}/candidates"),
             ("GET", f"/api/v1/jobs/{job['id']}/iterations"),
             ("GET", f"/api/v1/jobs/{job['id']}/events"),
+            ("GET", f"/api/v1/jobs/{job['id']}/model"),
+            ("GET", f"/api/v1/jobs/{job['id']}/model?format=savedmodel"),
+            ("GET", f"/api/v1/jobs/{job['id']}/model/card"),
         ]:
             r = b.request(method, path)
             assert r.status_code == 404, (method, path, r.text)
+        r = b.post(f"/api/v1/jobs/{job['id']}/predict", json={"rows": [[0.0] * 4]})
+        assert r.status_code == 404, r.text
         assert b.get("/api/v1/jobs").json()["count"] == 0
         assert b.get("/api/v1/datasets").json()["count"] == 0
         # bob cannot run a job on alice's dataset either
@@ -138,8 +144,9 @@ BAD_UPLOADS = [
     ({"file": ("d.csv", csv_bytes())}, {}, 422, "label", "needs 'label'"),
     ({"file": ("d.csv", csv_bytes())}, {"label": "nope"}, 422, "file", "label column 'nope'"),
     ({"file": ("d.csv", b"a,y\n1,x\n2\n")}, {"label": "y"}, 422, "file", "CSV line 3 has 1"),
-    ({"file": ("d.csv", b"a,y\n1,x\nz,y\n")}, {"label": "y"}, 422, "file", "not a number"),
-    ({"file": ("d.csv", b"a,y\nnan,x\n1,y\n")}, {"label": "y"}, 422, "file", "NaN or infinite"),
+    ({"file": ("d.csv", b"a,y\n1,x\nz,y\n")}, {"label": "y"}, 422, "file", "no usable feature"),
+    ({"file": ("d.csv", b"a,y\ninf,x\n1,y\n")}, {"label": "y"}, 422, "file", "not a finite"),
+    ({"file": ("d.csv", b"a,y\n1,x\n2,NA\n")}, {"label": "y"}, 422, "file", "missing value"),
     ({"file": ("d.csv", b"a,y\n1,x\n2,x\n")}, {"label": "y"}, 422, "file", "two classes"),
     ({"file": ("d.csv", b"")}, {"label": "y"}, 422, "file", "empty"),
     ({"file": ("d.npz", b"PK\x03\x04junk")}, {}, 422, "file", "not an NPZ archive"),
@@ -221,7 +228,13 @@ def test_a_body_that_is_not_json_is_422(server: Server) -> None:
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("state=done", "query.state"), ("limit=0", "query.limit"), ("offset=-1", "query.offset")],
+    [
+        ("state=done", "query.state"),
+        ("limit=0", "query.limit"),
+        ("offset=-1", "query.offset"),
+        # past the databases' integers: a 422, not a 500 from an overflowing OFFSET
+        ("offset=100000000000000000000", "query.offset"),
+    ],
 )
 def test_bad_list_parameters_are_422(server: Server, query: str, field: str) -> None:
     with server.client() as c:
@@ -236,10 +249,24 @@ def test_a_digits_job_runs_to_success_with_candidates_live(server: Server) -> No
         assert r.status_code == 201, r.text
         job = r.json()
         assert job["state"] == "queued" and job["progress"]["max_iterations"] == 2
-        seen_states = set()
+        # watch it run: candidates must show up while the job is still running, not at its end
+        seen_states, live = set(), []
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            body = c.get(f"/api/v1/jobs/{job['id']}").json()
+            seen_states.add(body["state"])
+            if body["state"] in ("succeeded", "failed"):
+                break
+            if body["state"] == "running":
+                finished = c.get(f"/api/v1/jobs/{job['id']}/candidates?state=completed").json()
+                live.append(finished["count"])
+            time.sleep(0.1)
         done = wait_for(c, job["id"], {"succeeded", "failed"})
-        seen_states.add(done["state"])
         assert done["state"] == "succeeded", done["error"]
+        assert {"running", "evaluating", "succeeded"} <= seen_states, seen_states
+        # some poll saw completed candidates while the job ran and more still to come
+        total = done["progress"]["candidates_total"]
+        assert any(0 < n < total for n in live), (live, total)
         assert done["progress"]["candidates_done"] == done["progress"]["candidates_total"] >= 2
         assert done["result"]["test_metrics"]["accuracy"] > 0.3
         assert done["started_at"] and done["finished_at"] and done["elapsed_s"] > 0
@@ -280,36 +307,55 @@ def test_cancel_a_running_job_then_resume_it(server: Server) -> None:
             its = c.get(f"/api/v1/jobs/{job['id']}/iterations").json()["count"]
             if its >= 1:
                 break
-            import time
-
             time.sleep(0.2)
         assert c.post(f"/api/v1/jobs/{job['id']}/cancel").json()["cancel_requested"]
         cancelled = wait_for(c, job["id"], {"cancelled", "succeeded", "failed"})
         assert cancelled["state"] == "cancelled", cancelled
         cands = c.get(f"/api/v1/jobs/{job['id']}/candidates?limit=500").json()["data"]
-        assert not [x for x in cands if x["state"] in ("running",)]
-        kept = {x["name"] for x in cands if x["state"] == "completed"}
+        assert not [x for x in cands if x["state"] in ("pending", "running")]
+        stored_its = c.get(f"/api/v1/jobs/{job['id']}/iterations").json()["count"]
+        kept = {x["name"] for x in cands if x["iteration"] < stored_its}
+        assert kept and all(x["state"] == "completed" for x in cands if x["name"] in kept)
         assert c.post(f"/api/v1/jobs/{job['id']}/resume").status_code == 200
         assert c.post(f"/api/v1/jobs/{job['id']}/resume").status_code == 409  # already queued
         done = wait_for(c, job["id"], {"succeeded", "failed"})
         assert done["state"] == "succeeded", done["error"]
         final = c.get(f"/api/v1/jobs/{job['id']}/candidates?limit=500").json()["data"]
         names = [x["name"] for x in final]
-        assert len(names) == len(set(names)) == 3 * 2  # every candidate recorded once
+        assert sorted(names) == [f"t{t}_c{i}" for t in range(3) for i in range(2)]
         assert kept <= set(names)
         assert all(x["state"] == "completed" for x in final)
-        events = [e["message"] for e in c.get(f"/api/v1/jobs/{job['id']}/events").json()["data"]]
-        assert "job cancelled" in events and events[-1] == "job succeeded"
+        events = c.get(f"/api/v1/jobs/{job['id']}/events?limit=1000").json()["data"]
+        messages = [e["message"] for e in events]
+        assert "job cancelled" in messages and messages[-1] == "job succeeded"
+        # trainings, not rows: the stored iterations' candidates were never trained again,
+        # and after the resume each remaining candidate trained exactly once
+        resumed_at = max(i for i, m in enumerate(messages) if m == "job running")
+        for name in names:
+            starts = [
+                i
+                for i, e in enumerate(events)
+                if e["data"].get("candidate") == name and e["message"].endswith("started training")
+            ]
+            if name in kept:
+                assert len(starts) == 1 and starts[0] < resumed_at, (name, starts)
+            else:
+                assert len([i for i in starts if i > resumed_at]) == 1, (name, starts)
 
 
 def test_a_queued_job_cancels_at_once(server: Server) -> None:
     with server.client() as c:
         blocker = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": TINY}).json()
         queued = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": TINY}).json()
+        # one job at a time: the controller runs the older one, the other stays queued
         r = c.post(f"/api/v1/jobs/{queued['id']}/cancel")
-        assert r.status_code == 200 and r.json()["state"] in ("cancelled", "running")
-        wait_for(c, queued["id"], {"cancelled"})
+        assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+        assert r.json()["finished_at"] and not r.json()["cancel_requested"]
+        assert c.post(f"/api/v1/jobs/{queued['id']}/cancel").status_code == 409
         wait_for(c, blocker["id"], {"succeeded", "failed"})
+        # it never ran: no candidate, and it is still cancelled after the blocker finished
+        assert c.get(f"/api/v1/jobs/{queued['id']}").json()["state"] == "cancelled"
+        assert c.get(f"/api/v1/jobs/{queued['id']}/candidates").json()["count"] == 0
 
 
 def test_resources_no_node_can_satisfy_fail_the_job_at_once(server: Server) -> None:
