@@ -109,6 +109,8 @@ class Dataset(Base):
     features: Mapped[int] = mapped_column(Integer)
     class_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     input_shape: Mapped[list[int] | None] = mapped_column(JSON, default=None)
+    # per input column of a table: name, detected (or given) type, missing rate
+    columns: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     fingerprint: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
     path: Mapped[str] = mapped_column(String(500))  # relative to the artifact dir; server-made
@@ -194,6 +196,9 @@ class Candidate(Base):
     train_s: Mapped[float | None] = mapped_column(Float, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     weights_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    # per-epoch training curves ({"loss": [...], "val_loss": [...], ...}); deferred: only the
+    # candidate page reads it, never a list or a plot of many candidates
+    history: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, deferred=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 

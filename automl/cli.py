@@ -53,10 +53,34 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _column_types(text: str | None) -> dict[str, Any] | None:
+    """``--column-types`` as a mapping; a message and exit code 2 when it is not one."""
+    import json
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(
+            f"--column-types is not valid JSON ({exc.msg}); give an object such as "
+            """'{"city": "categorical", "id": "ignore"}'"""
+        ) from None
+    if not isinstance(value, dict):
+        raise fail("""--column-types must be a JSON object such as '{"city": "categorical"}'""")
+    return value
+
+
 def _load_dataset(
-    dataset: str | None, csv: Path | None, label: str | None, npz: Path | None, task: str | None
+    dataset: str | None,
+    csv: Path | None,
+    label: str | None,
+    npz: Path | None,
+    task: str | None,
+    column_types: dict[str, Any] | None = None,
 ) -> Any:
     from automl.data import load_builtin, load_csv, load_npz
+    from automl.errors import ColumnTypeError
 
     given = [n for n, v in (("--dataset", dataset), ("--csv", csv), ("--npz", npz)) if v]
     if len(given) != 1:
@@ -68,10 +92,21 @@ def _load_dataset(
         raise fail("--csv needs --label COL naming the label column")
     if label and csv is None:
         raise fail("--label only applies with --csv")
+    if column_types is not None and csv is None:
+        raise fail("--column-types only applies with --csv")
     if dataset:
         return load_builtin(dataset)
     if csv is not None:
-        return load_csv(csv, label=str(label), task=task)  # type: ignore[arg-type]
+        try:
+            return load_csv(
+                csv,
+                label=str(label),
+                task=task,  # type: ignore[arg-type]
+                column_types=column_types,
+            )
+        except ColumnTypeError as exc:
+            where = f" {exc.column!r}" if exc.column else ""
+            raise fail(f"--column-types{where}: {exc}") from None
     assert npz is not None
     return load_npz(npz, task=task)  # type: ignore[arg-type]
 
@@ -206,15 +241,46 @@ def iteration_table(record: Any) -> Table:
     return table
 
 
+# the one-number metrics of ``automl.metrics``, in the order a table shows them
+HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "mse", "mae", "r2")
+SCALAR_METRICS = (*HEADLINE_METRICS[:3], "log_loss", "roc_auc", *HEADLINE_METRICS[3:])
+
+
+def _metrics_text(metrics: dict[str, Any], keys: tuple[str, ...] = HEADLINE_METRICS) -> str:
+    """``accuracy 0.9667, balanced_accuracy 0.9600, ...``: the scalar metrics present."""
+    return ", ".join(
+        f"{k} {metrics[k]:.4f}" if isinstance(metrics[k], float) else f"{k} {_fmt(metrics[k])}"
+        for k in keys
+        if k in metrics
+    )
+
+
+def _worst_recall(metrics: dict[str, Any]) -> float | None:
+    per_class = metrics.get("per_class") or {}
+    return min((c["recall"] for c in per_class.values()), default=None)
+
+
 def evaluation_table(report: dict[str, Any]) -> None:
     ev = report.get("evaluation")
     if not ev:
         return
-    metric = "accuracy" if report["task"] == "classification" else "mse"
+    classification = report["task"] == "classification"
+    metric = ev.get("metric") or ("accuracy" if classification else "mse")
     table = Table(title=f"evaluation phase ({ev['wall_s']:.1f} s)", title_justify="left")
-    for col in ("step", "change", "kept", "members", "params", "non-zero", f"val {metric}", "F"):
+    cols = ["step", "change", "kept", "members", "params", "non-zero", f"val {metric}"]
+    if classification:
+        # a class the model stopped predicting shows here, whatever the accuracy says
+        cols += [*(["val accuracy"] if metric != "accuracy" else []), "worst class recall"]
+    for col in (*cols, "F"):
         table.add_column(col, justify="left" if col in ("step", "change") else "right")
     for st in ev["steps"]:
+        vm = st["validation_metrics"]
+        extra = []
+        if classification:
+            extra = [
+                *([_fmt(vm.get("accuracy"))] if metric != "accuracy" else []),
+                _fmt(_worst_recall(vm)),
+            ]
         table.add_row(
             st["step"],
             st["change"],
@@ -222,14 +288,59 @@ def evaluation_table(report: dict[str, Any]) -> None:
             str(st["members"]),
             f"{st['params']:,}",
             f"{st['nonzero_params']:,}",
-            _fmt(st["validation_metrics"].get(metric)),
+            _fmt(vm.get(metric)),
+            *extra,
             _fmt(st["objective"]),
         )
     console.print(table)
 
 
+def final_metrics_tables(report: dict[str, Any]) -> None:
+    """The final model's test metrics beside those of a model that learnt nothing (and of the
+    best single member), per-class precision/recall/F1, and a warning for a useless model."""
+    test = report["test_metrics"]
+    baseline = report.get("baseline_test_metrics") or {}
+    best = report.get("best_member_test_metrics") or {}
+    classification = report["task"] == "classification"
+    trivial = "majority class" if classification else "training mean"
+    table = Table(title="test metrics (untouched test split)", title_justify="left")
+    for col in ("metric", "final model", trivial, f"best member ({report['best_member']})"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for k in SCALAR_METRICS:
+        if k in test:
+            table.add_row(k, _fmt(test[k]), _fmt(baseline.get(k)), _fmt(best.get(k)))
+    console.print(table)
+    warnings: list[str] = []
+    if classification and test.get("per_class"):
+        per_class = Table(title="test metrics per class", title_justify="left")
+        for col in ("class", "support", "precision", "recall", "F1"):
+            per_class.add_column(col, justify="left" if col == "class" else "right")
+        for name, c in test["per_class"].items():
+            per_class.add_row(
+                name, str(c["support"]), _fmt(c["precision"]), _fmt(c["recall"]), _fmt(c["f1"])
+            )
+            if c["support"] and c["recall"] == 0:
+                warnings.append(f"the model finds none of the {c['support']} test rows of {name!r}")
+        console.print(per_class)
+        bal, trivial_bal = test.get("balanced_accuracy"), baseline.get("balanced_accuracy")
+        if bal is not None and trivial_bal is not None and bal <= trivial_bal + 1e-9:
+            warnings.append(
+                f"balanced accuracy {bal:.4f} is no better than always predicting the majority "
+                f"class ({trivial_bal:.4f})"
+            )
+    elif not classification and baseline.get("mse") is not None:
+        if test["mse"] >= baseline["mse"]:
+            warnings.append(
+                f"test mse {test['mse']:.4g} is no better than predicting the training mean "
+                f"({baseline['mse']:.4g})"
+            )
+    for w in warnings:
+        console.print(f"[bold yellow]warning:[/] {w}")
+
+
 def final_tables(report: dict[str, Any]) -> None:
     evaluation_table(report)
+    final_metrics_tables(report)
     ens = report["ensemble"]
     table = Table(title="final ensemble", title_justify="left")
     for col in ("member", "family", "depth", "params", "mixture weight", "r(h)"):
@@ -245,8 +356,8 @@ def final_tables(report: dict[str, Any]) -> None:
             _fmt(m["complexity"], 3),
         )
     console.print(table)
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in report["test_metrics"].items())
-    best = ", ".join(f"{k} {v:.4f}" for k, v in report["best_member_test_metrics"].items())
+    metrics = _metrics_text(report["test_metrics"])
+    best = _metrics_text(report["best_member_test_metrics"])
     ev = report.get("evaluation") or {}
     cv = ev.get("cross_validation")
     cv_text = (
@@ -259,6 +370,22 @@ def final_tables(report: dict[str, Any]) -> None:
         f"objective F {ens['objective']:.4f} · stopped: {report['stop_reason']} · "
         f"search wall time {report['wall_s']:.1f} s"
     )
+
+
+def columns_table(columns: list[Any]) -> None:
+    """The type of each input column of a table and the rule (or the user) that chose it."""
+    table = Table(title="columns", title_justify="left")
+    for col in ("column", "type", "missing", "distinct", "why"):
+        table.add_column(col, justify="right" if col in ("missing", "distinct") else "left")
+    for c in columns:
+        table.add_row(
+            c.name,
+            c.type if c.type != "ignore" else "[yellow]ignore[/]",
+            f"{c.missing_rate:.1%}",
+            str(c.distinct),
+            c.reason,
+        )
+    console.print(table)
 
 
 @app.command()
@@ -281,6 +408,13 @@ def search(
     label: Annotated[str | None, typer.Option(help="label column of --csv")] = None,
     npz: Annotated[Path | None, typer.Option(help="NPZ file with arrays x and y")] = None,
     task: Annotated[str | None, typer.Option(help="classification or regression")] = None,
+    column_types: Annotated[
+        str | None,
+        typer.Option(
+            help="""JSON object overriding the detected column types of --csv, e.g. """
+            """'{"city": "categorical", "id": "ignore"}' (numeric, categorical or ignore)"""
+        ),
+    ] = None,
     spec: Annotated[Path | None, typer.Option(help="search spec JSON file")] = None,
     max_iterations: Annotated[int | None, typer.Option(min=1)] = None,
     candidates: Annotated[int | None, typer.Option(min=1, help="candidates per iteration")] = None,
@@ -324,7 +458,7 @@ def search(
         if no_evaluation:
             raw["evaluation"]["enabled"] = False
         search_spec = SearchSpec.from_dict(raw)
-        ds = _load_dataset(dataset, csv, label, npz, task)
+        ds = _load_dataset(dataset, csv, label, npz, task, _column_types(column_types))
         search_spec.resolve_families(ds.kind)
         out_dir = out or Path("runs") / f"{ds.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (out_dir / "report.json").exists() and not overwrite:
@@ -342,6 +476,8 @@ def search(
     quiet_import()
     from automl.runner import run
 
+    if ds.columns is not None:
+        columns_table(ds.columns)
     progress = RichProgress(search_spec.max_iterations)
     try:
         outcome = run(search_spec, ds, out_dir, exe, [progress.callback])
@@ -372,7 +508,7 @@ def replay(
     except AutoMLError as exc:
         raise fail(str(exc)) from None
     r = outcome.report
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in r["test_metrics"].items())
+    metrics = _metrics_text(r["test_metrics"])
     console.print(
         f"replayed {len(r['ensemble']['members'])} member(s) of {run_dir}: test {metrics} · "
         f"parameters {r['ensemble']['params']:,} · {r['wall_s']:.1f} s"
@@ -400,7 +536,10 @@ def predict(
         Path | None, typer.Option(help="write predictions here (default: stdout)")
     ] = None,
 ) -> None:
-    """Predict from raw features; columns are matched by the training feature names."""
+    """Predict from raw features; columns are matched by the training feature names.
+
+    A table's cells go in as they are: text, numbers, empty cells (missing). Ignored columns
+    may be left out of the file."""
     import csv
     import io
 
@@ -415,22 +554,25 @@ def predict(
         raise fail("the CSV needs a header row and at least one row of features")
     header = [h.strip() for h in rows[0]]
     names = predictor.info["feature_names"]
-    if all(n in header for n in names):
-        idx = [header.index(n) for n in names]
+    # an ignored column of a table is never read: it may be left out of the file
+    ignored = {c["name"] for c in predictor.info.get("columns") or [] if c["type"] == "ignore"}
+    idx: list[int | None]
+    if all(n in header or n in ignored for n in names):
+        idx = [header.index(n) if n in header else None for n in names]
     elif len(header) == len(names):
         idx = list(range(len(names)))
     else:
-        missing = [n for n in names if n not in header][:5]
+        missing = [n for n in names if n not in header and n not in ignored][:5]
         raise fail(
             f"the CSV has {len(header)} columns and lacks the model's features "
             f"{', '.join(missing)}…; give a header with the training feature names"
         )
     try:
-        table = [[r[j] if j < len(r) else "" for j in idx] for r in rows[1:]]
+        table = [[r[j] if j is not None and j < len(r) else "" for j in idx] for r in rows[1:]]
         preds = predictor.predict(table)
     except PredictionInputError as exc:
         line = (exc.row or 0) + 2
-        col = header[idx[exc.column]] if isinstance(exc.column, int) else None
+        col = names[exc.column] if isinstance(exc.column, int) else None
         where = f"CSV line {line}" + (f", column {col!r}" if col else "")
         raise fail(f"{where}: {exc}") from None
     buf = io.StringIO()

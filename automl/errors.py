@@ -39,6 +39,14 @@ class NonNumericFeatureError(DataError):
     """A feature value is not a number."""
 
 
+class ColumnTypeError(DataError):
+    """A column type the user gave (``column_types``) that cannot apply; ``column`` names it."""
+
+    def __init__(self, message: str, column: str) -> None:
+        super().__init__(message)
+        self.column = column
+
+
 class LabelColumnNotFoundError(DataError):
     """The label column named by the user is not in the file's header."""
 

@@ -2,6 +2,11 @@
 
 raw features → Normalization (statistics of the training split) → each member subnetwork →
 MixtureWeights (Σ_j w_j·h_j + b) → softmax probabilities, or the target back in its own units.
+
+A table of raw cells (a CSV with categorical, ignored or partly missing columns) takes its rows
+as text instead — a string tensor, one cell per column — and its first layers are the table's
+preprocessing (:mod:`automl.preprocessing`: parse, impute, Normalization, StringLookup one-hot)
+in place of the Normalization alone.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import numpy as np
 
 from automl.data import PreparedData
 from automl.ensemble import Member, MixtureFit
+from automl.preprocessing import table_block  # also registers its layers for load_model
 from automl.training import build_subnetwork
 
 
@@ -55,10 +61,18 @@ class MixtureWeights(keras.layers.Layer):
 
 
 def data_info(data: PreparedData) -> dict[str, Any]:
-    """The preprocessing and shapes a model needs, as plain JSON."""
+    """The preprocessing and shapes a model needs, as plain JSON.
+
+    ``n_features``/``feature_names`` are the raw input columns (what the model takes);
+    ``n_encoded`` is what the members take. ``input_dtype`` is ``string`` for a table of raw
+    cells, whose ``columns`` hold the fitted preprocessing of each column, else ``float32``.
+    """
     ds = data.dataset
     return {
         "task": ds.task,
+        "input_dtype": "string" if data.fitted_columns else "float32",
+        "columns": data.fitted_columns,
+        "n_encoded": int(data.x_train.shape[1]),
         "n_features": ds.n_features,
         "input_shape": list(ds.input_shape) if ds.input_shape else None,
         "n_outputs": data.n_outputs,
@@ -72,8 +86,9 @@ def data_info(data: PreparedData) -> dict[str, Any]:
 
 
 def build_member_model(member: Member, info: dict[str, Any]) -> keras.Model:
-    """A member's subnetwork with its trained weights: scaled features → logits."""
-    model = build_subnetwork(member.hparams, info, member.name)
+    """A member's subnetwork with its trained weights: scaled (encoded) features → logits."""
+    shape = {**info, "n_features": info.get("n_encoded", info["n_features"])}
+    model = build_subnetwork(member.hparams, shape, member.name)
     model.set_weights(list(member.weights))
     return model
 
@@ -90,12 +105,16 @@ def member_logits(member: Member, data: PreparedData) -> tuple[np.ndarray, np.nd
 def build_ensemble_model(
     members: list[Member], fit: MixtureFit, info: dict[str, Any], weight_type: str
 ) -> keras.Model:
-    """One Keras model for the whole ensemble, taking raw features."""
-    inputs = keras.Input((int(info["n_features"]),), name="features")
-    variance = np.square(np.asarray(info["feature_std"], np.float32))
-    h = keras.layers.Normalization(
-        mean=np.asarray(info["feature_mean"], np.float32), variance=variance, name="scaling"
-    )(inputs)
+    """One Keras model for the whole ensemble, taking raw features (or a table's raw cells)."""
+    if info.get("input_dtype") == "string":
+        inputs = keras.Input((int(info["n_features"]),), dtype="string", name="cells")
+        h = table_block(inputs, info["columns"])
+    else:
+        inputs = keras.Input((int(info["n_features"]),), name="features")
+        variance = np.square(np.asarray(info["feature_std"], np.float32))
+        h = keras.layers.Normalization(
+            mean=np.asarray(info["feature_mean"], np.float32), variance=variance, name="scaling"
+        )(inputs)
     outputs = [build_member_model(m, info)(h) for m in members]
     mixture = MixtureWeights(len(members), int(info["n_outputs"]), weight_type, name="mixture")
     z = mixture(outputs)

@@ -22,9 +22,16 @@ from typing import Any
 import numpy as np
 
 from automl.data import Dataset, PreparedData, load_source, prepare
-from automl.ensemble import Member, task_metrics
+from automl.ensemble import Member, softmax
 from automl.errors import RecordError
 from automl.executors import Executor
+from automl.metrics import (
+    classification_metrics,
+    majority_class_metrics,
+    mean_predictor_metrics,
+    regression_metrics,
+    selection_metric,
+)
 from automl.search import AdaNetSearch, FinalEnsemble, SearchCallback, SearchResult
 from automl.spec import SearchSpec
 
@@ -41,13 +48,28 @@ class RunOutcome:
     out_dir: Path | None
 
 
-def evaluate_model(model: Any, data: PreparedData) -> dict[str, float]:
-    """Test metrics of a raw-feature model on the untouched test split."""
+def evaluate_model(model: Any, data: PreparedData) -> dict[str, Any]:
+    """Test metrics of a raw-feature model on the untouched test split (``automl.metrics``:
+    accuracy, balanced accuracy, per-class precision/recall/F1, ... or mse, mae, r2)."""
+    from automl.export import model_input
+
     assert data.x_test_raw is not None and data.y_test_raw is not None
-    pred = np.asarray(model.predict(data.x_test_raw, batch_size=1024, verbose=0))
+    pred = np.asarray(model.predict(model_input(data.x_test_raw), batch_size=1024, verbose=0))
     if data.task == "classification":
-        return task_metrics(pred, data.y_test_raw, data.task)
-    return task_metrics(pred.reshape(-1, 1), data.y_test_raw, data.task)
+        return classification_metrics(data.y_test_raw, pred, data.dataset.label_names)
+    return regression_metrics(data.y_test_raw, pred.reshape(-1))
+
+
+def baseline_metrics(data: PreparedData) -> dict[str, Any]:
+    """The test metrics of a model that learnt nothing, to read a model's beside: always the
+    most frequent training class (training class frequencies as its probabilities), or always
+    the training mean."""
+    assert data.y_test_raw is not None
+    if data.task == "classification":
+        return majority_class_metrics(
+            data.y_train, data.y_test_raw, data.n_outputs, data.dataset.label_names
+        )
+    return mean_predictor_metrics(data.target_mean, data.y_test_raw)
 
 
 def evaluate_members(members: list[Member], data: PreparedData, info: dict[str, Any]) -> list[dict]:
@@ -57,26 +79,30 @@ def evaluate_members(members: list[Member], data: PreparedData, info: dict[str, 
     out = []
     for m in members:
         model = build_member_model(m, info)
-        val = np.asarray(model.predict(data.x_val, batch_size=1024, verbose=0))
-        test = np.asarray(model.predict(data.x_test, batch_size=1024, verbose=0))
+        val = np.asarray(model.predict(data.x_val, batch_size=1024, verbose=0), np.float64)
+        test = np.asarray(model.predict(data.x_test, batch_size=1024, verbose=0), np.float64)
         if data.task == "regression":
             scale = data.target_std
-            val_m = task_metrics(
-                val * scale + data.target_mean, data.y_val * scale + data.target_mean, data.task
+            val_m = regression_metrics(
+                data.y_val * scale + data.target_mean, val[:, 0] * scale + data.target_mean
             )
             assert data.y_test_raw is not None
-            test_m = task_metrics(test * scale + data.target_mean, data.y_test_raw, data.task)
+            test_m = regression_metrics(data.y_test_raw, test[:, 0] * scale + data.target_mean)
         else:
-            val_m = task_metrics(val, data.y_val, data.task)
-            test_m = task_metrics(test, data.y_test, data.task)
+            names = data.dataset.label_names
+            val_m = classification_metrics(data.y_val, softmax(val), names)
+            test_m = classification_metrics(data.y_test, softmax(test), names)
         out.append({"name": m.name, "validation_metrics": val_m, "test_metrics": test_m})
     return out
 
 
-def _best_member(evaluations: list[dict], task: str) -> dict:
-    if task == "classification":
-        return max(evaluations, key=lambda e: e["validation_metrics"]["accuracy"])
-    return min(evaluations, key=lambda e: e["validation_metrics"]["mse"])
+def _best_member(evaluations: list[dict], data: PreparedData) -> dict:
+    """The member alone that scores best on validation, by the metric the evaluation phase
+    compares (balanced accuracy when the search trains with class weights)."""
+    metric, higher = selection_metric(data.task, bool(data.class_weights))
+    if higher:
+        return max(evaluations, key=lambda e: e["validation_metrics"][metric])
+    return min(evaluations, key=lambda e: e["validation_metrics"][metric])
 
 
 def architecture_record(
@@ -109,7 +135,7 @@ def architecture_record(
 def build_report(
     result: SearchResult,
     model: Any,
-    test_metrics: dict[str, float],
+    test_metrics: dict[str, Any],
     members_eval: list[dict],
     ensemble: FinalEnsemble | None = None,
     evaluation: Any = None,
@@ -119,13 +145,17 @@ def build_report(
     data, spec = result.data, result.spec
     ens = ensemble or result.ensemble
     from automl.evaluation import count_nonzero
+    from automl.training import DETERMINISM
 
-    best = _best_member(members_eval, data.task)
+    best = _best_member(members_eval, data)
     l1 = ens.fit.l1_per_member()
     return {
         "dataset": data.dataset.name,
         "task": data.task,
         "seed": spec.seed,
+        # every candidate trains deterministically (automl.training.enable_determinism)
+        "deterministic": True,
+        "determinism": DETERMINISM,
         "wall_s": round(result.wall_s, 3),
         "stop_reason": result.stop_reason,
         "families": result.families,
@@ -169,6 +199,7 @@ def build_report(
         "evaluation": evaluation.to_dict() if evaluation is not None else None,
         "latency": latency,
         "test_metrics": test_metrics,
+        "baseline_test_metrics": baseline_metrics(data),
         "members_test_metrics": {e["name"]: e["test_metrics"] for e in members_eval},
         "best_member": best["name"],
         "best_member_test_metrics": best["test_metrics"],
@@ -330,7 +361,7 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
     model = build_ensemble_model(members, fit, info, spec.mixture_weight_type)
     ensemble = FinalEnsemble(members, fit, record["ensemble"]["strategy"])
     members_eval = evaluate_members(members, data, info)
-    best = _best_member(members_eval, data.task)
+    best = _best_member(members_eval, data)
     report = {
         "replay_of": str(Path(run_dir).resolve()),
         "dataset": dataset.name,
@@ -351,6 +382,7 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
             "objective": fit.objective,
         },
         "test_metrics": evaluate_model(model, data),
+        "baseline_test_metrics": baseline_metrics(data),
         "best_member": best["name"],
         "best_member_test_metrics": best["test_metrics"],
     }

@@ -28,9 +28,16 @@ def upload_dataset(
     label: Annotated[str | None, Form(description="label column (CSV)")] = None,
     task: Annotated[str | None, Form(description="classification or regression")] = None,
     name: Annotated[str | None, Form(max_length=200)] = None,
+    column_types: Annotated[
+        str | None,
+        Form(
+            description="CSV: a JSON object overriding detected column types, e.g. "
+            '{"city": "categorical", "id": "ignore"} (numeric, categorical or ignore)'
+        ),
+    ] = None,
 ) -> DatasetPublic:
     row = _service(session, state).upload(
-        owner, file.filename or "upload", file.file, label, task, name
+        owner, file.filename or "upload", file.file, label, task, name, column_types
     )
     return DatasetPublic.model_validate(row)
 

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.deps import OwnerDep, SessionDep, StateDep
 from api.services.models import ModelService
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["models"])
 
-# strict: JSON numbers only (no true -> 1.0, no "1" -> 1.0); finite only
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+def _cell(value: Any) -> Any:
+    """A JSON number (finite), a text or null; never true/false (no true -> 1.0). Which of them
+    a model takes is the model's rule: numbers only, unless it was trained on a table of raw
+    cells (the service checks, naming the cell)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a valid number, a text or null")
+    if not math.isfinite(value):
+        raise ValueError("Input should be a finite number")
+    return value
+
+
+Cell = Annotated[float | str | None, BeforeValidator(_cell)]
 
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rows: list[list[FiniteFloat]] = Field(
-        min_length=1, max_length=10_000, description="raw feature rows, as uploaded"
+    rows: list[list[Cell]] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="raw feature rows, as uploaded (without the label): numbers; for a table "
+        "with text or missing cells, each cell as the CSV holds it — text, a number, or null "
+        'or "" for a missing cell',
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
@@ -15,7 +16,7 @@ from api.limits import too_large_message
 from api.models import Dataset, new_id
 from api.repositories import DatasetRepository
 from automl.data import load_csv, load_npz
-from automl.errors import DataError
+from automl.errors import ColumnTypeError, DataError
 
 CHUNK = 1 << 20
 
@@ -44,7 +45,11 @@ class DatasetService:
         label: str | None,
         task: str | None,
         name: str | None,
+        column_types: str | None = None,
     ) -> Dataset:
+        """Check and store an upload. ``column_types`` is the form field as sent: a JSON object
+        ``{"col": "numeric" | "categorical" | "ignore"}`` overriding the detected types of a
+        CSV's columns; a bad one is a 422 naming ``column_types.<col>``."""
         lower = filename.lower()
         fmt = "npz" if lower.endswith(".npz") else "csv" if lower.endswith(".csv") else None
         if fmt is None:
@@ -61,13 +66,22 @@ class DatasetService:
             raise UnprocessableError(
                 f"task must be classification or regression, not {task!r}", field="task"
             )
+        types = _column_types(column_types)
+        if types is not None and fmt != "csv":
+            raise UnprocessableError(
+                "column_types applies to CSV uploads only; an NPZ's features are numbers",
+                field="column_types",
+            )
         content = self.read_limited(stream)
         try:
             ds = (
-                load_csv(content, label=str(label), task=task)  # type: ignore[arg-type]
+                load_csv(content, label=str(label), task=task, column_types=types)  # type: ignore[arg-type]
                 if fmt == "csv"
                 else load_npz(content, task=task)  # type: ignore[arg-type]
             )
+        except ColumnTypeError as exc:
+            field = f"column_types.{exc.column}" if exc.column else "column_types"
+            raise UnprocessableError(str(exc), field=field) from None
         except DataError as exc:
             raise UnprocessableError(str(exc), field="file") from None
         dataset_id = new_id()
@@ -96,6 +110,9 @@ class DatasetService:
                 features=ds.n_features,
                 class_counts=ds.class_counts(),
                 input_shape=list(ds.input_shape) if ds.input_shape else None,
+                # each column's type (and why), missing rate and distinct values; the
+                # controller reads the file again with these types
+                columns=[c.to_dict() for c in ds.columns] if ds.columns is not None else None,
                 fingerprint=ds.fingerprint(),
                 size_bytes=len(content),
                 path=self.store.relative(path),
@@ -128,3 +145,23 @@ class DatasetService:
         self.repo.s.flush()
         # only once the delete has committed: a failed commit keeps the row, so keeps its file
         after_commit(self.repo.s, lambda: path.unlink(missing_ok=True))
+
+
+def _column_types(raw: str | None) -> dict[str, Any] | None:
+    """The ``column_types`` form field: a JSON object, or nothing."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise UnprocessableError(
+            f"column_types is not valid JSON ({exc.msg}); send an object such as "
+            '{"city": "categorical", "id": "ignore"}',
+            field="column_types",
+        ) from None
+    if not isinstance(value, dict):
+        raise UnprocessableError(
+            'column_types must be a JSON object such as {"city": "categorical"}',
+            field="column_types",
+        )
+    return value

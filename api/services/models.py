@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
+import uuid
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from api.services.jobs import JobService
 
 _predictors: OrderedDict[str, Any] = OrderedDict()
 _lock = threading.Lock()
+_zip_locks: dict[str, threading.Lock] = {}
 _CACHE = 8  # loaded models kept per process
 
 
@@ -38,21 +41,34 @@ class ModelService:
         return path
 
     def savedmodel_zip(self, owner: str, job_id: str) -> Path:
+        """The SavedModel as a zip, made on first download. One writer per job in this process;
+        each writer builds its own temporary file and renames it into place, so concurrent first
+        downloads (here or in another process) never read or cache a half-written archive."""
         path = self.model_dir(owner, job_id)
         archive = path / "savedmodel.zip"
-        if not archive.is_file():
-            tmp = shutil.make_archive(str(path / ".savedmodel.part"), "zip", path / "savedmodel")
-            Path(tmp).replace(archive)
+        with _zip_lock(job_id):
+            if not archive.is_file():
+                base = path / f".savedmodel.{uuid.uuid4().hex}.part"
+                try:
+                    tmp = shutil.make_archive(str(base), "zip", path / "savedmodel")
+                    os.replace(tmp, archive)
+                finally:
+                    Path(f"{base}.zip").unlink(missing_ok=True)
         return archive
 
     def card(self, owner: str, job_id: str) -> Any:
         return json.loads((self.model_dir(owner, job_id) / "model_card.json").read_text())
 
-    def predict(self, owner: str, job_id: str, rows: list[list[float]]) -> list[dict[str, Any]]:
-        """Raw feature rows → predictions; a row that does not fit is a 422 naming it."""
+    def predict(self, owner: str, job_id: str, rows: list[list[Any]]) -> list[dict[str, Any]]:
+        """Raw feature rows → predictions; a row that does not fit is a 422 naming it.
+
+        A model of numbers takes JSON numbers only, as ever (no "1", no null); a model trained
+        on a table of raw cells also takes text and null (a missing cell)."""
         from automl.export import PredictionInputError
 
         predictor = _predictor(job_id, self.model_dir(owner, job_id))
+        if predictor.input_dtype != "string":
+            _numbers_only(rows)
         try:
             return list(predictor.predict(rows))
         except PredictionInputError as exc:
@@ -76,3 +92,19 @@ def _predictor(job_id: str, path: Path) -> Any:
         while len(_predictors) > _CACHE:
             _predictors.popitem(last=False)
         return predictor
+
+
+def _numbers_only(rows: list[list[Any]]) -> None:
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise UnprocessableError(
+                    f"row {i}, column {j}: {value!r} — Input should be a valid number (this "
+                    "model was trained on numbers only)",
+                    field=f"rows.{i}.{j}",
+                )
+
+
+def _zip_lock(job_id: str) -> threading.Lock:
+    with _lock:
+        return _zip_locks.setdefault(job_id, threading.Lock())

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from automl.data._columns import Column
+
 Task = Literal["classification", "regression"]
 
 
@@ -32,6 +34,11 @@ class Dataset:
             regression"``, or the detection rule's sentence (see
             :func:`automl.data.explain_task`), e.g. ``"12 integer classes in 1797 rows:
             classification"``.
+        columns: The type of each feature column of a CSV table (see
+            :mod:`automl.data._columns`); ``None`` for built-in and NPZ data, whose columns are
+            all numeric. When a table needs more than scaling (a categorical, ignored or
+            partly missing column), ``x`` holds its raw cells instead of numbers: an object
+            array of stripped text, one column per feature, as the model takes them.
     """
 
     name: str
@@ -45,6 +52,12 @@ class Dataset:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     task_rule: str | None = None
+    columns: list[Column] | None = None
+
+    @property
+    def raw_cells(self) -> bool:
+        """Whether ``x`` holds a table's raw text cells (the model then takes text rows)."""
+        return self.x.dtype == object
 
     @property
     def n_rows(self) -> int:
@@ -70,7 +83,11 @@ class Dataset:
         """A sha256 of the arrays, so a replay can tell it got the same data."""
         digest = hashlib.sha256()
         for array in (self.x, self.y, self.x_test, self.y_test):
-            if array is not None:
+            if array is not None and array.dtype == object:
+                # raw cells: their text, with separators no CSV cell read by us holds
+                for row in array:
+                    digest.update(("\x1f".join(row) + "\x1e").encode())
+            elif array is not None:
                 digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
 
@@ -89,6 +106,12 @@ class PreparedData:
 
     Features here are already scaled; ``feature_mean``/``feature_std`` travel with the model so it
     takes raw features. For regression the targets are scaled too (``target_mean``/``target_std``).
+
+    A table of raw cells (``dataset.raw_cells``) is encoded instead by the model's own
+    preprocessing layers, fitted on the training split (``fitted_columns``, see
+    :func:`automl.data._columns.fit_columns`): ``x_train``/``x_val``/``x_test`` are the encoded
+    numeric matrices the candidates train on, ``x_test_raw`` the test split's raw cells, and
+    ``feature_mean``/``feature_std`` are 0/1 (the encoding has scaled already).
     """
 
     dataset: Dataset
@@ -106,6 +129,7 @@ class PreparedData:
     seed: int = 0
     x_test_raw: np.ndarray | None = None  # unscaled, as a model built for raw features takes
     y_test_raw: np.ndarray | None = None  # in the target's own units (regression)
+    fitted_columns: list[dict[str, Any]] | None = None  # a raw-cell table's preprocessing
 
     @property
     def task(self) -> Task:
@@ -137,6 +161,17 @@ class PreparedData:
             "task": self.task,
             "task_rule": self.dataset.task_rule,
             "features": self.dataset.n_features,
+            **({"encoded_features": int(self.x_train.shape[1])} if self.fitted_columns else {}),
+            "columns": (
+                [
+                    {k: c[k] for k in ("name", "type", "missing_rate", "encoding") if k in c}
+                    for c in self.fitted_columns
+                ]
+                if self.fitted_columns
+                else [c.to_dict() for c in self.dataset.columns]
+                if self.dataset.columns
+                else None
+            ),
             "input_shape": list(self.dataset.input_shape) if self.dataset.input_shape else None,
             "rows": {
                 "train": int(len(self.y_train)),

@@ -6,12 +6,14 @@ import csv
 import io
 import math
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from automl.data._checks import check_features, check_labels, encode_labels, explain_task
+from automl.data._columns import Column, detect_columns, is_missing, needs_cells
 from automl.data._dataset import Dataset, Task
 from automl.errors import (
     DataFormatError,
@@ -46,14 +48,25 @@ def _finish(
     feature_names: list[str],
     source: dict[str, Any],
     input_shape: tuple[int, ...] | None = None,
+    columns: list[Column] | None = None,
 ) -> Dataset:
-    check_features(x, feature_names)
+    if x.dtype != object:  # raw cells were checked column by column
+        check_features(x, feature_names)
     resolved, rule = (task, "given by the user") if task else explain_task(y_raw)
     if resolved == "classification":
         check_labels(y_raw, resolved)  # before encoding, so the message shows the user's label
         y, label_names = encode_labels(y_raw)
         return Dataset(
-            name, x, y, resolved, feature_names, label_names, input_shape, source, task_rule=rule
+            name,
+            x,
+            y,
+            resolved,
+            feature_names,
+            label_names,
+            input_shape,
+            source,
+            task_rule=rule,
+            columns=columns,
         )
     try:
         y_float = y_raw.astype(np.float32)
@@ -64,7 +77,16 @@ def _finish(
         ) from None
     check_labels(y_float, resolved)
     return Dataset(
-        name, x, y_float, resolved, feature_names, None, input_shape, source, task_rule=rule
+        name,
+        x,
+        y_float,
+        resolved,
+        feature_names,
+        None,
+        input_shape,
+        source,
+        task_rule=rule,
+        columns=columns,
     )
 
 
@@ -107,12 +129,25 @@ def _check_header(header: list[str]) -> None:
 
 
 def load_csv(
-    source: Source, label: str, task: Task | None = None, name: str | None = None
+    source: Source,
+    label: str,
+    task: Task | None = None,
+    name: str | None = None,
+    *,
+    column_types: Mapping[str, Any] | None = None,
+    columns: Sequence[Mapping[str, Any]] | None = None,
 ) -> Dataset:
     """Load a CSV with a header row; ``label`` names the label column, the rest are features.
 
+    Each feature column is typed numeric, categorical or ignore (see
+    :mod:`automl.data._columns` for the rule and the missing-value spellings);
+    ``column_types`` overrides the rule per column (``{"city": "categorical"}``), and
+    ``columns`` — the record a dataset was stored with (``Dataset.columns`` as dicts) — reads it
+    again with the types it had. A table whose columns are all numeric with no missing cell
+    gives float32 features as before; any other gives its raw cells (``Dataset.raw_cells``).
+
     Raises:
-        EmptyDataError, RaggedRowsError, NonNumericFeatureError, LabelColumnNotFoundError,
+        EmptyDataError, RaggedRowsError, ColumnTypeError, LabelColumnNotFoundError,
         NonFiniteValueError, SingleClassError, DataFormatError.
     """
     raw, stem, src = _read_bytes(source)
@@ -145,21 +180,24 @@ def load_csv(
     feature_names = [header[j] for j in feature_idx]
     if not feature_idx:
         raise EmptyDataError("the CSV file has only the label column; it needs feature columns too")
-    x = np.empty((len(body), len(feature_idx)), dtype=np.float32)
-    for i, row in enumerate(body):
-        for k, j in enumerate(feature_idx):
-            cell = row[j].strip()
-            try:
-                x[i, k] = float(cell)
-            except ValueError:
-                raise NonNumericFeatureError(
-                    f"feature {header[j]!r} in CSV line {i + 2} is {cell!r}, not a number; "
-                    "features must be numeric (encode categories as numbers first)"
-                ) from None
     labels = np.array([row[label_idx].strip() for row in body])
-    if any(v == "" for v in labels):
-        empty = int(np.argwhere(labels == "")[0][0])
-        raise EmptyDataError(f"the label in CSV line {empty + 2} is empty; every row needs a label")
+    for i, value in enumerate(labels):
+        if is_missing(value):
+            what = "empty" if value == "" else f"{str(value)!r}, a missing value"
+            raise EmptyDataError(
+                f"the label in CSV line {i + 2} is {what}; every row needs a label — "
+                "drop the rows without one"
+            )
+    cells = [[row[j].strip() for row in body] for j in feature_idx]
+    typed = detect_columns(
+        feature_names, cells, column_types=column_types, stored=columns, label=label
+    )
+    if needs_cells(typed):
+        x = np.empty((len(body), len(feature_idx)), dtype=object)
+        for k, column in enumerate(cells):
+            x[:, k] = column
+    else:
+        x = np.array(cells, dtype=np.float64).T.astype(np.float32)
     y_raw: np.ndarray = labels
     try:
         y_raw = labels.astype(np.float64)
@@ -168,7 +206,10 @@ def load_csv(
     src.update({"format": "csv", "label": label})
     if task:
         src["task"] = task
-    return _finish(name or stem, x, y_raw, task, feature_names, src)
+    given = {c.name: c.type for c in typed if c.given or columns is not None}
+    if given:
+        src["column_types"] = given  # replay reads the file with the same types
+    return _finish(name or stem, x, y_raw, task, feature_names, src, columns=typed)
 
 
 def _size(n: int) -> str:

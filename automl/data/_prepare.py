@@ -1,4 +1,5 @@
-"""Stratified train/validation/test split, scaling fitted on train, class weights."""
+"""Stratified train/validation/test split, scaling (or a table's preprocessing) fitted on
+train, class weights."""
 
 from __future__ import annotations
 
@@ -68,14 +69,30 @@ def prepare(
         random_state=seed,
         stratify=y_rest if stratify else None,
     )
-    mean = x_train.mean(axis=0).astype(np.float32)
-    std = x_train.std(axis=0).astype(np.float32)
-    std[std < 1e-7] = 1.0  # constant columns stay as they are instead of dividing by zero
+    fitted = None
+    if dataset.raw_cells:
+        # a table of raw cells: the model's own preprocessing layers, fitted on the training
+        # split only, encode every split — what the candidates train on is exactly what the
+        # exported model computes from a raw row
+        from automl.data._columns import fit_columns
+        from automl.preprocessing import encode_cells
 
-    def scale(a: np.ndarray) -> np.ndarray:
-        return ((a - mean) / std).astype(np.float32)
-
-    x_test_raw, y_test_raw = x_test.astype(np.float32), y_test.copy()
+        assert dataset.columns is not None
+        fitted = fit_columns(x_train, dataset.columns)
+        encoded = encode_cells(fitted, np.concatenate([x_train, x_val, x_test]))
+        width = encoded.shape[1]
+        mean, std = np.zeros(width, np.float32), np.ones(width, np.float32)
+        x_test_raw = x_test
+        x_train, x_val, x_test = np.split(encoded, [len(x_train), len(x_train) + len(x_val)])
+    else:
+        mean = x_train.mean(axis=0).astype(np.float32)
+        std = x_train.std(axis=0).astype(np.float32)
+        std[std < 1e-7] = 1.0  # constant columns stay as they are instead of dividing by zero
+        x_test_raw = x_test.astype(np.float32)
+        x_train, x_val, x_test = (
+            ((a - mean) / std).astype(np.float32) for a in (x_train, x_val, x_test)
+        )
+    y_test_raw = y_test.copy()
     target_mean, target_std = 0.0, 1.0
     class_weights = None
     if dataset.task == "regression":
@@ -91,11 +108,11 @@ def prepare(
             class_weights = {i: float(total / (k * max(c, 1))) for i, c in enumerate(counts)}
     return PreparedData(
         dataset=dataset,
-        x_train=scale(x_train),
+        x_train=x_train,
         y_train=y_train,
-        x_val=scale(x_val),
+        x_val=x_val,
         y_val=y_val,
-        x_test=scale(x_test),
+        x_test=x_test,
         y_test=y_test,
         feature_mean=mean,
         feature_std=std,
@@ -105,4 +122,5 @@ def prepare(
         seed=seed,
         x_test_raw=x_test_raw,
         y_test_raw=y_test_raw,
+        fitted_columns=fitted,
     )

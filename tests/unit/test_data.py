@@ -92,20 +92,37 @@ def test_csv_with_continuous_labels_is_regression_and_task_can_be_declared(tmp_p
     [
         ("", "label", EmptyDataError, "the CSV file is empty"),
         ("a,label\n", "label", EmptyDataError, "has a header but no data rows"),
-        ("a,b,label\n1,2,x\n3,nan,y\n", "label", NonFiniteValueError, "feature 'b' in row 2"),
+        # missing cells are allowed in features (tests/unit/test_columns.py), but not everywhere
+        (
+            "a,b,label\n1,,x\n3,nan,y\n4,NA,x\n",
+            "label",
+            EmptyDataError,
+            "column 'b' is entirely empty .all 3 values are missing.; remove it, or ignore it",
+        ),
         (
             "a,b,label\n1,2,x\n3,inf,y\n",
             "label",
             NonFiniteValueError,
-            "row 2 is inf; 1 value.s. are NaN or infinite",
+            "feature 'b' in CSV line 3 is 'inf', not a finite number",
         ),
         ("a,b,label\n1,2,x\n3,4\n", "label", RaggedRowsError, "CSV line 3 has 2 values"),
         ("a,b,label\n1,2,x\n3,4,y,9\n", "label", RaggedRowsError, "CSV line 3 has 4 values"),
-        ("a,b,label\n1,two,x\n", "label", NonNumericFeatureError, "feature 'b' in CSV line 2"),
+        (
+            "a,b,label\n1,two,x\n",
+            "label",
+            EmptyDataError,
+            "no usable feature column .'a': constant: every value is '1'; 'b': constant",
+        ),
         ("a,b,label\n1,2,x\n", "target", LabelColumnNotFoundError, "columns are: a, b, label"),
         ("a,label\n1,x\n2,x\n3,x\n", "label", SingleClassError, "at least two classes"),
         ("label\nx\ny\n", "label", EmptyDataError, "only the label column"),
         ("a,label\n1,x\n2,\n", "label", EmptyDataError, "the label in CSV line 3 is empty"),
+        (
+            "a,label\n1,x\n2,NA\n",
+            "label",
+            EmptyDataError,
+            "the label in CSV line 3 is 'NA', a missing value; every row needs a label",
+        ),
     ],
 )
 def test_each_bad_csv_raises_its_documented_error(
