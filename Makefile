@@ -5,7 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test lint typecheck unit benchmark clean lock
+.PHONY: install run demo test lint typecheck unit benchmark clean lock browser
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download needs the
+# internet). `make test` installs it when it is missing; `make run` never needs it.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +36,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
-	$(BIN)/pytest
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+browser: $(CHROMIUM)
+
+test: lint typecheck browser
+	AUTOML_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

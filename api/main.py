@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +25,7 @@ from api.migrate import upgrade
 from api.repositories import JobRepository
 from api.routes import datasets, health, jobs, models
 from api.settings import Settings
+from api.web.app import install_dashboard
 
 log = logging.getLogger("automl.api")
 
@@ -32,6 +35,21 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     if parts and parts[0] in ("body", "query", "path", "header", "form"):
         parts = parts[1:] if parts[0] == "body" else parts
     return ".".join(parts) or "(request)"
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _signal_handlers() -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+
+
+def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
+    for sig, handler in handlers.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
 
 
 def create_app(settings: Settings | None = None, announce: bool = False) -> FastAPI:
@@ -65,6 +83,7 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
                 f"      -H 'Authorization: Bearer {first_key}' \\\n"
                 "      -H 'Content-Type: application/json' \\\n"
                 '      -d \'{"dataset": "digits", "spec": {"max_iterations": 3}}\'\n\n'
+                f"Dashboard: {base}/ (sign in with the key above)\n"
                 f"API docs: {base}/docs\n",
                 flush=True,
             )
@@ -73,7 +92,12 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
 
             from workers.ray_executor import RayExecutor, ensure_ray
 
+            # ray.init replaces the SIGTERM handler with one that raises SystemExit wherever
+            # the main thread is (in the event loop: a stack dump, no graceful shutdown); keep
+            # the server's own (uvicorn's: stop taking requests, then run the shutdown below)
+            handlers = _signal_handlers()
             ensure_ray(settings.ray_address, settings.ray_num_cpus)
+            _restore_signal_handlers(handlers)
 
             def warm() -> None:
                 try:
@@ -102,6 +126,9 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
         version="0.1.0",
         description="AdaNet-style neural architecture search as a service.",
         lifespan=lifespan,
+        # /docs is served by the dashboard from a bundled Swagger UI (no CDN, works offline)
+        docs_url=None,
+        redoc_url=None,
     )
 
     @app.exception_handler(APIError)
@@ -127,4 +154,5 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
     app.include_router(jobs.router)
     app.include_router(models.router)
     app.include_router(health.router)
+    install_dashboard(app, settings.max_upload_bytes)
     return app
