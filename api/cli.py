@@ -5,6 +5,7 @@ library never imports the service."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -93,29 +94,64 @@ def serve(
         raise fail(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - e.g. PostgreSQL unreachable
         raise fail(f"cannot open the database {settings.database_url!r}: {exc}") from None
+    # SIGTERM (docker stop, systemd) and SIGINT stop the service gracefully: uvicorn stops
+    # taking requests and runs the app's shutdown (the controller puts a running job back in
+    # the queue, Ray is left). Once it is done uvicorn raises the signal again for the handler
+    # it found; this one makes that a clean exit 0 instead of death by SIGTERM.
+    stopped_by: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stopped_by.append(signum))
     try:
         uvicorn.run(
             create_app(settings, announce=True),
             host=settings.host,
             port=settings.port,
             log_level="info",
+            # open connections (an event stream) may delay the stop this long, no more
+            timeout_graceful_shutdown=10,
         )
     except SchemaTooNewError as exc:
         raise fail(str(exc)) from None
+    if stopped_by:
+        console.print(f"automl: stopped by {signal.Signals(stopped_by[0]).name}")
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(
+    ctx: typer.Context,
     address: Annotated[str, typer.Option(help="the Ray head's HOST:PORT to join")],
 ) -> None:
-    """Join a Ray cluster as a worker node (runs `ray start --block`)."""
+    """Join a Ray cluster as a worker node (runs `ray start --block`).
+
+    Any further option goes to `ray start` as it is (e.g. --num-cpus, --num-gpus,
+    --object-store-memory). SIGTERM or Ctrl-C drains the node and leaves the cluster. With
+    token authentication, RAY_AUTH_MODE=token and RAY_AUTH_TOKEN must be set.
+    """
     import shutil
+    import subprocess
 
     if ":" not in address:
         raise fail(f"--address must be HOST:PORT, got {address!r}")
     ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.execv(ray_bin, [ray_bin, "start", f"--address={address}", "--block"])
+    node = subprocess.Popen([ray_bin, "start", f"--address={address}", *ctx.args, "--block"])
+    stopped_by: list[int] = []
+
+    def leave(signum: int, _frame: Any) -> None:
+        # `ray start --block` drains the node on SIGTERM (its work moves elsewhere, the head
+        # marks it dead at once), stops its processes, then exits 1; a stop asked for is a
+        # clean exit here
+        stopped_by.append(signum)
+        if node.poll() is None:
+            node.send_signal(signal.SIGTERM)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, leave)
+    rc = node.wait()
+    if stopped_by:
+        console.print(f"automl: the node left the cluster ({signal.Signals(stopped_by[0]).name})")
+        raise typer.Exit(0)
+    raise typer.Exit(rc)
 
 
 def main() -> None:
