@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,16 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "AUTOML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ["sqlite", "postgresql"]
+
+# the smallest job that runs every phase: two iterations of two 2-epoch candidates, then one
+# sparsity level of the evaluation phase
+TINY: dict[str, Any] = {
+    "max_iterations": 2,
+    "candidates_per_iteration": 2,
+    "epochs": 2,
+    "batch_size": [64],
+    "evaluation": {"cv_folds": 0, "sparsities": [0.5], "fine_tune_epochs": 1, "grow": False},
+}
 
 
 def _postgres_available() -> str | None:
@@ -210,6 +221,27 @@ def server(
         srv.stop()
         if name:
             drop_postgres_db(POSTGRES_ADMIN_URL, name)
+
+
+def start_server(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest, **env: str
+) -> tuple[Server, str | None]:
+    """A server of the test's own (to kill or restart) on a fresh database of ``backend``;
+    returns it and the PostgreSQL database's name (for stop_server)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    name = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'automl.db'}"
+    else:
+        request.getfixturevalue("postgres_admin")
+        url, name = make_postgres_db(POSTGRES_ADMIN_URL)
+    return Server(url, tmp_path, extra_env=env).start(), name
+
+
+def stop_server(server: Server, name: str | None) -> None:
+    server.kill()
+    if name:
+        drop_postgres_db(POSTGRES_ADMIN_URL, name)
 
 
 def wait_for(client: httpx.Client, job_id: str, states: set[str], timeout: float = 300) -> dict:

@@ -10,15 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.integration.conftest import Server, wait_for
-
-TINY = {
-    "max_iterations": 2,
-    "candidates_per_iteration": 2,
-    "epochs": 2,
-    "batch_size": [64],
-    "evaluation": {"cv_folds": 0, "sparsities": [0.5], "fine_tune_epochs": 1, "grow": False},
-}
+from tests.integration.conftest import TINY, Server, wait_for
 
 
 def csv_bytes(rows: int = 60, seed: int = 0) -> bytes:

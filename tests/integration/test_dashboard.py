@@ -24,20 +24,13 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import Server, wait_for
+from tests.integration.conftest import TINY, Server, wait_for
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 Page = playwright_sync.Page
 expect = playwright_sync.expect
 
 CHROMIUM = os.environ.get("AUTOML_TEST_CHROMIUM", "/usr/bin/chromium")
-TINY: dict[str, Any] = {
-    "max_iterations": 2,
-    "candidates_per_iteration": 2,
-    "epochs": 2,
-    "batch_size": [64],
-    "evaluation": {"cv_folds": 0, "sparsities": [0.5], "fine_tune_epochs": 1, "grow": False},
-}
 # what the form test submits (the finished job the later tests look at)
 FORM_SPEC: dict[str, Any] = {
     **TINY,

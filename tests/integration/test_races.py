@@ -16,21 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
-from tests.integration.conftest import (
-    POSTGRES_ADMIN_URL,
-    Server,
-    drop_postgres_db,
-    make_postgres_db,
-    wait_for,
-)
+from tests.integration.conftest import TINY, Server, start_server, stop_server, wait_for
 
-TINY = {
-    "max_iterations": 2,
-    "candidates_per_iteration": 2,
-    "epochs": 2,
-    "batch_size": [64],
-    "evaluation": {"cv_folds": 0, "sparsities": [0.5], "fine_tune_epochs": 1, "grow": False},
-}
 # "solo" ensembles (each new subnetwork alone) with this seed: iteration 1's best candidate does
 # not beat iteration 0's (F 0.85 against 0.77, measured), so the search stops on an iteration that
 # did not improve; CV folds make the evaluation phase last long enough to act during it
@@ -62,23 +49,6 @@ def assert_one_runner_at_a_time(client: httpx.Client, job_id: str) -> None:
         elif state in ("queued", "cancelled", "failed", "succeeded"):
             open_run = False
     assert history[-1] == "succeeded", history
-
-
-def start_server(tmp_path: Path, backend: str, request: pytest.FixtureRequest, **env: str):
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    name = None
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'automl.db'}"
-    else:
-        request.getfixturevalue("postgres_admin")
-        url, name = make_postgres_db(POSTGRES_ADMIN_URL)
-    return Server(url, tmp_path, extra_env=env).start(), name
-
-
-def stop_server(server: Server, name: str | None) -> None:
-    server.kill()
-    if name:
-        drop_postgres_db(POSTGRES_ADMIN_URL, name)
 
 
 def test_cancel_and_resume_racing_the_claim_leave_one_runner_and_lose_nothing(

@@ -8,13 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (
-    POSTGRES_ADMIN_URL,
-    Server,
-    drop_postgres_db,
-    make_postgres_db,
-    wait_for,
-)
+from tests.integration.conftest import start_server, stop_server, wait_for
 
 
 def m_start(message: str) -> bool:
@@ -26,13 +20,7 @@ def m_start(message: str) -> bool:
 def test_kill_9_mid_job_then_restart_finishes_the_job(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    name = None
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'automl.db'}"
-    else:
-        request.getfixturevalue("postgres_admin")
-        url, name = make_postgres_db(POSTGRES_ADMIN_URL)
-    server = Server(url, tmp_path).start()
+    server, name = start_server(tmp_path, backend, request)
     try:
         spec = {
             "max_iterations": 3,
@@ -91,6 +79,4 @@ def test_kill_9_mid_job_then_restart_finishes_the_job(
                 else:
                     assert len([i for i in starts if i > restarted]) == 1, (name, starts)
     finally:
-        server.kill()
-        if name:
-            drop_postgres_db(POSTGRES_ADMIN_URL, name)
+        stop_server(server, name)

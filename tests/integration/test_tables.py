@@ -15,16 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.integration.conftest import Server, wait_for
+from tests.integration.conftest import TINY, Server, wait_for
 from tests.unit.test_columns import mixed_table_csv
 
-TINY = {
-    "max_iterations": 2,
-    "candidates_per_iteration": 2,
-    "epochs": 2,
-    "batch_size": [64],
-    "evaluation": {"cv_folds": 0, "sparsities": [0.5], "fine_tune_epochs": 1, "grow": False},
-}
 TABLE = mixed_table_csv(800, seed=4).encode()
 COLUMNS = ["age", "city", "plan", "income", "note"]
 # raw rows as a user sends them: numbers as text or JSON numbers, blanks, nulls, a city never
