@@ -599,6 +599,20 @@ def test_model_downloads_and_predictions_from_the_form(
 ) -> None:
     page.goto(f"/jobs/{finished_job}?tab=model")
     expect(page.locator("#card-title")).to_be_visible()
+    # the test metrics beside the majority-class baseline, per class and the confusion matrix,
+    # as the job's result has them
+    with api(server) as c:
+        result = c.get(f"/api/v1/jobs/{finished_job}").json()["result"]
+    metrics = page.locator("#test-metrics tbody tr")
+    balanced = metrics.filter(has_text="balanced accuracy").locator("td")
+    assert float(balanced.nth(0).inner_text()) == pytest.approx(
+        result["test_metrics"]["balanced_accuracy"], abs=1e-3
+    )
+    assert float(balanced.nth(1).inner_text()) == pytest.approx(
+        result["baseline_test_metrics"]["balanced_accuracy"], abs=1e-3
+    )
+    expect(page.locator("#per-class tbody tr")).to_have_count(3)  # iris
+    expect(page.locator("#confusion-matrix tbody tr")).to_have_count(3)
     with page.expect_download() as keras_file:
         page.click("a[data-key=download-keras]")
     assert Path(keras_file.value.path()).read_bytes()[:2] == b"PK"
@@ -633,8 +647,9 @@ def test_model_downloads_and_predictions_from_the_form(
     ]
     page.fill("#predict-rows", "5.1,3.5,x,0.2")
     page.click("form[action$='/predict'] button[type=submit]")
-    expect(page.locator("[data-error-for=rows]")).to_have_text(
-        "row 1, column 3: 'x' is not a number"
+    # the API's own message for the cell (rows.0.2): the form and the API judge cells alike
+    expect(page.locator("[data-error-for=rows]")).to_contain_text(
+        "row 0, column 2: 'x' — Input should be a valid number"
     )
     page.fill("#predict-rows", "5.1,3.5")
     page.click("form[action$='/predict'] button[type=submit]")
