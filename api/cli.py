@@ -134,6 +134,10 @@ def worker(
         raise fail(f"--address must be HOST:PORT, got {address!r}")
     ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # joining a cluster is multi-node by definition: a RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 left
+    # in the environment for a single-node Ray (see the local executor) would make
+    # `ray start --address` refuse to join
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "1"
     node = subprocess.Popen([ray_bin, "start", f"--address={address}", *ctx.args, "--block"])
     stopped_by: list[int] = []
 

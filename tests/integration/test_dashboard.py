@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from datetime import datetime
@@ -189,11 +190,24 @@ def csv_bytes(rows: int = 60, seed: int = 0) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def wait_js(page: Any, expression: str, arg: Any = None, timeout: float = WAIT_MS) -> None:
+    """Wait until a JavaScript condition holds in the page. Playwright's wait_for_function
+    polls by compiling the condition inside the page, which the dashboard's Content-Security-
+    Policy (no 'unsafe-eval') forbids whenever the condition is not true at once; evaluate()
+    runs through the debugging protocol instead, outside the page's CSP."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression, arg):
+        assert time.monotonic() < deadline, (
+            f"still false after {timeout / 1000:.0f} s: {expression}"
+        )
+        time.sleep(0.05)
+
+
 def wait_plot(page: Any, plot_id: str, loads: int = 1) -> None:
-    page.wait_for_function(
+    wait_js(
+        page,
         "([id, n]) => Number(document.getElementById(id)?.dataset.loaded || 0) >= n",
-        arg=[plot_id, loads],
-        timeout=WAIT_MS,
+        [plot_id, loads],
     )
 
 
@@ -446,18 +460,18 @@ def test_submit_from_the_form_and_watch_it_grow_live(
     expect(page.locator("[data-field=state]")).to_have_text("succeeded", timeout=240_000)
     expect(table.locator("[data-field=state]")).to_have_text("succeeded", timeout=30_000)
     for p in (page, table):  # the stream ended with the job; nothing reloaded the page
-        p.wait_for_function("document.body.dataset.streamState === 'ended'")
+        wait_js(p, "document.body.dataset.streamState === 'ended'")
         assert p.evaluate("window.__noReload") is True
-        p.wait_for_function("window.__inflight === 0")
+        wait_js(p, "window.__inflight === 0")
         assert p.evaluate("window.__fetches") > 2 and p.evaluate("window.__maxInflight") == 1
     row = listing.locator(f"tr[data-job-id='{job_id}']")
     expect(row.locator(".badge")).to_have_text("succeeded", timeout=30_000)
     expect(row.locator("td").nth(5)).to_contain_text("accuracy")  # its test metric arrived
     assert listing.evaluate("window.__noReload") is True
-    table.wait_for_function("document.querySelectorAll('#candidates tbody tr').length === 4")
+    wait_js(table, "document.querySelectorAll('#candidates tbody tr').length === 4")
     rows_seen = table.evaluate("window.__rows")
     assert rows_seen[0] < 4 and rows_seen[-1] == 4 and rows_seen == sorted(rows_seen), rows_seen
-    page.wait_for_function("window.__growth.length && window.__growth.at(-1) === 2")
+    wait_js(page, "window.__growth.length && window.__growth.at(-1) === 2")
     growth_seen = page.evaluate("window.__growth")
     assert growth_seen[0] < 2 and growth_seen == sorted(growth_seen), growth_seen
 
@@ -763,10 +777,10 @@ def check_page(page: Any, url: str, keyboard: bool = True) -> None:
 
     response = page.goto(url)
     assert response is not None and response.status == 200, (url, response and response.status)
-    page.wait_for_function(
+    wait_js(
+        page,
         "() => Array.from(document.querySelectorAll('[data-plot]'))"
         ".every(p => Number(p.dataset.loaded || 0) >= 1)",
-        timeout=WAIT_MS,
     )
     results = Axe().run(page)
     severe = [

@@ -128,6 +128,8 @@ def _ray_env(token: str | None, home: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
+        # an earlier test's local Ray leaves RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 in the
+        # environment: `automl worker` must join all the same (it sets it for its node)
         if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
     }
     # HOME of its own: Ray also looks for a token file under ~/.ray
