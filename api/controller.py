@@ -351,7 +351,8 @@ class Controller:
         )
         resume = self.load_resume(job_id)
         callback = JobCallback(self, job_id)
-        search = AdaNetSearch(spec, data, self._executor(executor_name, spec), [callback])
+        executor = self._executor(executor_name, spec)
+        search = AdaNetSearch(spec, data, executor, [callback])
         result = search.run(resume=resume)
         self._set_state(
             job_id,
@@ -359,15 +360,33 @@ class Controller:
             "search finished; evaluating the ensemble",
             stop_reason=result.stop_reason,
         )
-        summary = self._finish(job_id, result)
+        summary = self._finish(job_id, result, executor, callback)
         if self.cancel_requested(job_id):
             # asked while the model was exported: honoured, the export is discarded with it
             raise SearchCancelledError("the job was cancelled")
         self._set_state(job_id, JobState.succeeded, "job succeeded", result=summary)
 
-    def _finish(self, job_id: str, result: Any) -> dict[str, Any]:
-        """The evaluation phase (each step an event), the final model and its exports."""
+    def _finish(
+        self, job_id: str, result: Any, executor: Any, callback: JobCallback
+    ) -> dict[str, Any]:
+        """The evaluation phase (each step an event), the final model and its exports.
+
+        The phase's trainings run on the job's executor (the Ray workers), never here; each is
+        an event saying where it ran, how long it took and how it ended."""
         from automl.runner import finish
+
+        def on_training(res: Any, record: dict[str, Any]) -> None:
+            where = f" on {record['node']}" if record["node"] else ""
+            retried = f", {record['attempts']} attempts" if record["attempts"] > 1 else ""
+            with session_scope(self.factory) as s:
+                EventRepository(s).add(
+                    job_id,
+                    "info" if res.ok else "error",
+                    f"evaluation training {record['name']} ({record['kind']}) {record['state']}"
+                    f"{where} in {record['duration_s']:.1f} s{retried}"
+                    + (f": {record['error']}" if record["error"] else ""),
+                    training=record,
+                )
 
         def on_step(step: Any) -> None:
             with session_scope(self.factory) as s:
@@ -382,7 +401,14 @@ class Controller:
             if self.stopping or self.cancel_requested(job_id):
                 raise SearchCancelledError("the job was cancelled during the evaluation phase")
 
-        outcome = finish(result, self.store.job_dir(job_id), on_step)
+        outcome = finish(
+            result,
+            self.store.job_dir(job_id),
+            on_step,
+            executor=executor,
+            should_stop=callback.should_stop,
+            on_training=on_training,
+        )
         report = outcome.report
         return {
             "test_metrics": report["test_metrics"],

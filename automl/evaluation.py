@@ -17,7 +17,7 @@ accuracy is the majority rate) is never kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -26,11 +26,19 @@ import numpy as np
 from automl.complexity import create_complexity_measure
 from automl.data import PreparedData
 from automl.ensemble import Member, MixtureFit, combine, softmax
+from automl.executors import Executor, InProcessExecutor, StopCheck
 from automl.metrics import classification_metrics, regression_metrics, selection_metric
 from automl.model import member_logits
 from automl.search import FinalEnsemble, SelectionFit, member_from_result
 from automl.spec import SearchSpec
-from automl.training import CandidateSpec, TrainingData, train_candidate
+from automl.training import (
+    CandidateResult,
+    CandidateSpec,
+    TrainingData,
+    fold_indices,
+    magnitude_masks,
+    train_candidate,
+)
 
 # F may rise by round-off only, for a step that must "not be worse"
 OBJECTIVE_TOL = 1e-9
@@ -83,22 +91,6 @@ def is_kernel(weight: np.ndarray) -> bool:
 
 def count_nonzero(members: list[Member]) -> int:
     return int(sum(np.count_nonzero(w) for m in members for w in m.weights))
-
-
-def magnitude_masks(weights: tuple[np.ndarray, ...], sparsity: float) -> list[np.ndarray | None]:
-    """Per kernel, keep the largest-magnitude (1 − sparsity) fraction; None for non-kernels."""
-    masks: list[np.ndarray | None] = []
-    for w in weights:
-        if not is_kernel(w):
-            masks.append(None)
-            continue
-        k = int(round(sparsity * w.size))
-        mask = np.ones(w.size, dtype=bool)
-        if k > 0:
-            order = np.argsort(np.abs(w).reshape(-1), kind="stable")
-            mask[order[:k]] = False
-        masks.append(mask.reshape(w.shape))
-    return masks
 
 
 def outputs_metrics(outputs: np.ndarray, y: np.ndarray, data: PreparedData) -> dict[str, Any]:
@@ -192,68 +184,112 @@ class _Bench:
         """A grown member is kept only if F (class-weighted) falls and the metric rises."""
         return trial_fit.objective < fit.objective and self.better(trial_metrics, metrics)
 
-    def retrain(self, member: Member, hparams: dict[str, Any], name: str) -> Member | None:
-        cspec = CandidateSpec(
-            name=name,
-            iteration=member.iteration,
-            index=0,
-            hparams=hparams,
-            seed=member.seed,
-            epochs=self.spec.epochs,
-            early_stopping_patience=self.spec.early_stopping_patience,
-            origin="evaluation",
-        )
-        res = train_candidate(cspec, TrainingData.from_prepared(self.data))
-        return member_from_result(res, self.measure) if res.ok else None
+    def remember(self, member: Member, logits: tuple[np.ndarray, np.ndarray]) -> None:
+        """The member's outputs, as its training (on a worker) computed them."""
+        self._cache[id(member.weights)] = (member.weights, logits)
 
 
-def cross_validate(
-    spec: SearchSpec, data: PreparedData, members: list[Member], fit: MixtureFit
-) -> dict[str, Any]:
-    """Stratified k-fold over the non-test rows: every member's architecture retrained per fold
-    with its hyperparameters and seed, combined with the chosen mixture weights. Scored by the
-    metric the evaluation rules compare (balanced accuracy under class weights)."""
-    from sklearn.model_selection import KFold, StratifiedKFold
+def training_record(result: CandidateResult) -> dict[str, Any]:
+    """One training of the phase, recorded as the search records a candidate."""
+    s = result.spec
+    error = (result.error or "").strip()
+    return {
+        "name": s.name,
+        "kind": "cross_validation" if s.folds else s.kind,
+        "origin": s.origin,
+        "fold": s.fold,
+        "sparsity": s.sparsity,
+        "state": result.state,
+        "node": result.node,
+        "duration_s": round(result.duration_s, 3),
+        "train_s": round(result.train_s, 3),
+        "epochs_run": result.epochs_run,
+        "attempts": result.attempts,
+        "failure_kind": result.failure_kind,
+        # the last line of a traceback says what went wrong; the whole goes to the event
+        "error": error.splitlines()[-1][:500] if error else None,
+    }
 
+
+class _Trainings:
+    """Runs a batch of the phase's trainings through the executor, all at once (as many in
+    parallel as it has workers), and records each as it finishes."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        should_stop: StopCheck | None,
+        on_training: Callable[[CandidateResult, dict[str, Any]], None] | None,
+    ) -> None:
+        self.executor = executor
+        self.should_stop = should_stop
+        self.on_training = on_training
+
+    def run(
+        self,
+        specs: Sequence[CandidateSpec],
+        init_weights: Mapping[str, Sequence[np.ndarray]] | None = None,
+    ) -> dict[str, CandidateResult]:
+        results: dict[str, CandidateResult] = {}
+        if not specs:
+            return results
+        stream = self.executor.run(list(specs), None, None, self.should_stop, init_weights)
+        for result in stream:
+            results[result.spec.name] = result
+            if self.on_training is not None:
+                self.on_training(result, training_record(result))
+        return results
+
+
+def _failure(result: CandidateResult | None, name: str) -> str:
+    if result is None:
+        return f"{name}: no result came back"
+    lines = (result.error or "").strip().splitlines()
+    return f"{name}: {lines[-1] if lines else result.state}"
+
+
+def _cv_specs(spec: SearchSpec, members: list[Member]) -> list[CandidateSpec]:
+    """Every member's architecture, hyperparameters and seed, once per fold."""
     k = spec.evaluation.cv_folds
-    x = np.concatenate([data.x_train, data.x_val])
+    return [
+        CandidateSpec(
+            name=f"cv{fold}_{m.name}",
+            iteration=m.iteration,
+            index=0,
+            hparams=m.hparams,
+            seed=m.seed,
+            epochs=spec.epochs,
+            origin="cv",
+            folds=k,
+            fold=fold,
+            fold_seed=spec.seed,
+        )
+        for fold in range(k)
+        for m in members
+    ]
+
+
+def _score_folds(
+    spec: SearchSpec,
+    data: PreparedData,
+    members: list[Member],
+    fit: MixtureFit,
+    results: Mapping[str, CandidateResult],
+) -> dict[str, Any]:
+    """Stratified k-fold over the non-test rows: the members retrained per fold (``results``),
+    combined with the chosen mixture weights. Scored by the metric the evaluation rules compare
+    (balanced accuracy under class weights)."""
+    k = spec.evaluation.cv_folds
     y = np.concatenate([data.y_train, data.y_val])
-    splitter = (
-        StratifiedKFold(k, shuffle=True, random_state=spec.seed)
-        if data.task == "classification"
-        else KFold(k, shuffle=True, random_state=spec.seed)
-    )
     metric = selection_metric(data.task, bool(data.class_weights))[0]
     scores: list[dict[str, Any]] = []
-    for fold, (tr, te) in enumerate(
-        splitter.split(x, y if data.task == "classification" else None)
-    ):
-        fold_data = TrainingData(
-            x[tr],
-            y[tr],
-            x[te],
-            y[te],
-            data.task,
-            data.n_outputs,
-            data.dataset.input_shape,
-            data.class_weights,
-        )
+    for fold, (_tr, te) in enumerate(fold_indices(y, data.task, k, spec.seed)):
         logits = []
         for m in members:
-            res = train_candidate(
-                CandidateSpec(
-                    name=f"cv{fold}_{m.name}",
-                    iteration=m.iteration,
-                    index=0,
-                    hparams=m.hparams,
-                    seed=m.seed,
-                    epochs=spec.epochs,
-                    origin="cv",
-                ),
-                fold_data,
-            )
-            if not res.ok or res.logits_val is None:
-                raise RuntimeError(f"member {m.name} failed in fold {fold}:\n{res.error}")
+            name = f"cv{fold}_{m.name}"
+            res = results.get(name)
+            if res is None or not res.ok or res.logits_val is None:
+                raise RuntimeError(f"member {m.name} failed in fold {fold}: {_failure(res, name)}")
             logits.append(res.logits_val)
         out = combine(np.stack(logits, axis=1), fit.weights, fit.bias)
         yt = y[te]
@@ -271,56 +307,67 @@ def cross_validate(
     }
 
 
-def _mask_holder(masks: list[np.ndarray | None]) -> Any:
-    import keras
+def cross_validate(
+    spec: SearchSpec,
+    data: PreparedData,
+    members: list[Member],
+    fit: MixtureFit,
+    executor: Executor | None = None,
+) -> dict[str, Any]:
+    """Cross-validation of ``members`` as combined by ``fit``; every fold of every member
+    trains at once on ``executor`` (in this process by default)."""
+    executor = executor or InProcessExecutor()
+    executor.start(TrainingData.from_prepared(data))
+    results = _Trainings(executor, None, None).run(_cv_specs(spec, members))
+    return _score_folds(spec, data, members, fit, results)
 
-    class HoldMask(keras.callbacks.Callback):
-        """Re-apply the pruning mask after every step so pruned weights stay exactly zero."""
 
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            weights = self.model.weights
-            for var, mask in zip(weights, masks, strict=True):
-                if mask is not None:
-                    var.assign(var.numpy() * mask)
+def _grow_spec(spec: SearchSpec, member: Member, rule: str) -> tuple[CandidateSpec, str]:
+    """One layer deeper, or twice as wide; the spec and the change in words."""
+    wide_key = "filters" if member.hparams["family"] in ("conv1d", "conv2d") else "width"
+    key = "depth" if rule == "grow_depth" else wide_key
+    before = int(member.hparams[key])
+    after = before + 1 if rule == "grow_depth" else before * 2
+    cspec = CandidateSpec(
+        name=f"{member.name}_{rule}",
+        iteration=member.iteration,
+        index=0,
+        hparams={**member.hparams, key: after},
+        seed=member.seed,
+        epochs=spec.epochs,
+        early_stopping_patience=spec.early_stopping_patience,
+        origin="evaluation",
+    )
+    return cspec, f"{member.name}: {key} {before} → {after}"
 
-    return HoldMask()
+
+def _fine_tune_spec(member: Member, sparsity: float, epochs: int) -> CandidateSpec:
+    return CandidateSpec(
+        name=f"{member.name}_prune{sparsity:g}",
+        iteration=member.iteration,
+        index=0,
+        hparams=member.hparams,
+        seed=member.seed,
+        epochs=epochs,
+        origin="prune_weights",
+        kind="fine_tune",
+        sparsity=sparsity,
+    )
 
 
 def fine_tune_pruned(
     member: Member, data: PreparedData, sparsity: float, epochs: int
 ) -> tuple[Member, list[np.ndarray | None]]:
     """Zero the smallest weights of each kernel, then train on the member's own loss with the
-    mask held."""
-
-    from automl.model import build_member_model, data_info
-    from automl.optimizers import create_optimizer
-    from automl.training import _loss, enable_determinism
-
-    masks = magnitude_masks(member.weights, sparsity)
-    pruned = tuple(
-        w * m if m is not None else w for w, m in zip(member.weights, masks, strict=True)
+    mask held (in this process)."""
+    res = train_candidate(
+        _fine_tune_spec(member, sparsity, epochs),
+        TrainingData.from_prepared(data),
+        init_weights=member.weights,
     )
-    model = build_member_model(replace(member, weights=pruned), data_info(data))
-    if epochs > 0:
-        hp = member.hparams
-        enable_determinism(member.seed)  # as every candidate's training: same seed, same result
-        model.compile(
-            optimizer=create_optimizer(str(hp["optimizer"]), float(hp["learning_rate"]) * 0.1),
-            loss=_loss(data.task),
-        )
-        # the mask must line up with model.weights, the order get_weights() uses too
-        model.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=int(hp["batch_size"]),
-            epochs=epochs,
-            verbose=0,
-            callbacks=[_mask_holder(masks)],
-            class_weight=data.class_weights,
-        )
-    # no multiply here: the callback alone keeps pruned weights at zero (the tests count them)
-    weights = tuple(np.asarray(w) for w in model.get_weights())
-    return replace(member, weights=weights), masks
+    if not res.ok:
+        raise RuntimeError(f"fine-tuning {member.name} failed:\n{res.error}")
+    return replace(member, weights=tuple(res.weights)), magnitude_masks(member.weights, sparsity)
 
 
 def evaluate(
@@ -329,14 +376,28 @@ def evaluate(
     ensemble: FinalEnsemble,
     on_step: Callable[[EvaluationStep], None] | None = None,
     bench: _Bench | None = None,
+    executor: Executor | None = None,
+    should_stop: StopCheck | None = None,
+    on_training: Callable[[CandidateResult, dict[str, Any]], None] | None = None,
+    member_logits: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> EvaluationResult:
     """Run the phase; return the improved ensemble and the record of every step.
 
-    ``bench`` holds the outputs, fits and keep rules; a subclass may change a rule (tests).
+    Every training of the phase goes through ``executor`` (in this process by default), in
+    three batches each trained at once: the cross-validation folds of every member together
+    with both grow rules' members; the wider member again when the deeper one was kept (the
+    width rule then widens the deeper member); and every member fine-tuned at every sparsity.
+    Each training is reported to ``on_training`` and listed in its step's ``trainings``.
+    ``member_logits`` are the search's outputs of the ensemble's members (else predicted
+    here). ``bench`` holds the outputs, fits and keep rules; a subclass may change a rule
+    (tests).
     """
     started = time.perf_counter()
     ev = spec.evaluation
     bench = bench or _Bench(spec, data)
+    executor = executor or InProcessExecutor()
+    executor.start(TrainingData.from_prepared(data))
+    trainings = _Trainings(executor, should_stop, on_training)
     steps: list[EvaluationStep] = []
 
     def record(step: EvaluationStep) -> None:
@@ -344,46 +405,88 @@ def evaluate(
         if on_step is not None:
             on_step(step)
 
+    def listed(results: Mapping[str, CandidateResult], *names: str) -> list[dict[str, Any]]:
+        return [training_record(results[n]) for n in names if n in results]
+
     members = list(ensemble.members)
+    for m in members:
+        if member_logits is not None and m.name in member_logits:
+            bench.remember(m, member_logits[m.name])
     fit = bench.fit(members)
     base = bench.step("baseline", "the ensemble the search chose", True, members, fit)
     record(base)
     current_metrics = base.validation_metrics
 
-    cv = None
-    if ev.cv_folds >= 2:
-        cv = cross_validate(spec, data, members, fit)
-        record(
-            bench.step(
-                "cross_validation",
-                f"{cv['folds']}-fold {cv['metric']}: {cv['mean']:.4f} ± {cv['std']:.4f}",
-                True,
-                members,
-                fit,
-                **cv,
-            )
-        )
-
+    # batch 1: the folds of every member, and both grow rules on the last member as it is
+    cv_specs = _cv_specs(spec, members) if ev.cv_folds >= 2 else []
+    grow: dict[str, tuple[CandidateSpec, str]] = {}
     if ev.grow and members:
-        last = members[-1]
-        wide_key = "filters" if last.hparams["family"] in ("conv1d", "conv2d") else "width"
+        grow = {rule: _grow_spec(spec, members[-1], rule) for rule in ("grow_depth", "grow_width")}
+    results = trainings.run([*cv_specs, *(g[0] for g in grow.values())])
+
+    cv = None
+    if cv_specs:
+        cv_names = [c.name for c in cv_specs]
+        try:
+            cv = _score_folds(spec, data, members, fit, results)
+        except RuntimeError as exc:
+            # recorded, not fatal: the model itself does not depend on it
+            record(
+                bench.step(
+                    "cross_validation",
+                    f"{ev.cv_folds}-fold cross-validation failed: {exc}",
+                    False,
+                    members,
+                    fit,
+                    error=str(exc),
+                    trainings=listed(results, *cv_names),
+                )
+            )
+        else:
+            record(
+                bench.step(
+                    "cross_validation",
+                    f"{cv['folds']}-fold {cv['metric']}: {cv['mean']:.4f} ± {cv['std']:.4f}",
+                    True,
+                    members,
+                    fit,
+                    **cv,
+                    trainings=listed(results, *cv_names),
+                )
+            )
+
+    if grow:
+        last = original_last = members[-1]
         for rule in ("grow_depth", "grow_width"):
             # each rule grows the member as the previous kept step left it: widening after a
-            # kept depth step widens the deeper member (built here, inside the loop, from the
-            # current ``last``), it does not retrain the original depth
-            key = "depth" if rule == "grow_depth" else wide_key
-            before = int(last.hparams[key])
-            after = before + 1 if rule == "grow_depth" else before * 2
-            hparams = {**last.hparams, key: after}
-            change = f"{last.name}: {key} {before} → {after}"
-            grown = bench.retrain(last, hparams, f"{last.name}_{rule}")
-            if grown is None:
+            # kept depth step widens the deeper member (trained now, in a batch of its own),
+            # not the original depth
+            cspec, change = grow[rule]
+            # the width rule's member trained beside the depth rule's, on the member as it was;
+            # when the deeper member was kept, that training is listed here but not used
+            unused: list[str] = []
+            if rule == "grow_width" and last is not original_last:
+                unused = [cspec.name]
+                cspec, change = _grow_spec(spec, last, rule)
+                results = {**results, **trainings.run([cspec])}
+            res = results.get(cspec.name)
+            if res is None or not res.ok:
                 record(
                     bench.step(
-                        rule, change + " (training failed)", False, members, fit, hparams=hparams
+                        rule,
+                        change + " (training failed)",
+                        False,
+                        members,
+                        fit,
+                        hparams=cspec.hparams,
+                        error=_failure(res, cspec.name),
+                        trainings=listed(results, cspec.name, *unused),
                     )
                 )
                 continue
+            grown = member_from_result(res, bench.measure)
+            if res.logits_train is not None and res.logits_val is not None:
+                bench.remember(grown, (res.logits_train, res.logits_val))
             trial = [*members[:-1], grown]
             trial_fit = bench.fit(trial)
             trial_metrics = bench.val_metrics(trial, trial_fit)
@@ -395,10 +498,12 @@ def evaluate(
                     keep,
                     trial,
                     trial_fit,
-                    hparams=hparams,
+                    hparams=cspec.hparams,
                     metric=bench.metric,
                     reference=current_metrics[bench.metric],
                     reference_objective=fit.objective,
+                    trainings=listed(results, cspec.name, *unused),
+                    unused_trainings=unused,
                 )
             )
             if keep:
@@ -437,11 +542,52 @@ def evaluate(
                 )
             )
 
+    # batch 3: every member fine-tuned at every sparsity level at once
+    tune_specs = {
+        (level, m.name): _fine_tune_spec(m, level, ev.fine_tune_epochs)
+        for level in ev.sparsities
+        for m in members
+    }
+    results = trainings.run(
+        list(tune_specs.values()),
+        {
+            c.name: next(m.weights for m in members if m.name == key[1])
+            for key, c in tune_specs.items()
+        },
+    )
     sparsity = 0.0
     dense_metrics, dense_fit = current_metrics, fit
     chosen: tuple[list[Member], MixtureFit] | None = None
     for level in ev.sparsities:
-        tuned = [fine_tune_pruned(m, data, level, ev.fine_tune_epochs)[0] for m in members]
+        names = [tune_specs[(level, m.name)].name for m in members]
+        name = f"prune_weights_{level:g}"
+        change = (
+            f"zero {level:.0%} of each kernel by magnitude, fine-tune {ev.fine_tune_epochs} "
+            "epoch(s) with the mask held"
+        )
+        failed = [n for n in names if n not in results or not results[n].ok]
+        if failed:
+            record(
+                bench.step(
+                    name,
+                    change + " (fine-tuning failed)",
+                    False,
+                    members,
+                    fit,
+                    target_sparsity=level,
+                    within_tolerance=False,
+                    error="; ".join(_failure(results.get(n), n) for n in failed),
+                    trainings=listed(results, *names),
+                )
+            )
+            continue
+        tuned = []
+        for m, n in zip(members, names, strict=True):
+            res = results[n]
+            t = replace(m, weights=tuple(res.weights))
+            if res.logits_train is not None and res.logits_val is not None:
+                bench.remember(t, (res.logits_train, res.logits_val))
+            tuned.append(t)
         tuned_fit = bench.fit(tuned)
         metrics = bench.val_metrics(tuned, tuned_fit)
         metric_ok = bench.within_tolerance(metrics, dense_metrics)
@@ -451,9 +597,8 @@ def evaluate(
         zeros = sum(int(np.sum(w == 0)) for m in tuned for w in m.weights if is_kernel(w))
         record(
             bench.step(
-                f"prune_weights_{level:g}",
-                f"zero {level:.0%} of each kernel by magnitude, fine-tune {ev.fine_tune_epochs} "
-                "epoch(s) with the mask held",
+                name,
+                change,
                 False,
                 tuned,
                 tuned_fit,
@@ -465,6 +610,7 @@ def evaluate(
                 metric=bench.metric,
                 reference=dense_metrics[bench.metric],
                 reference_objective=dense_fit.objective,
+                trainings=listed(results, *names),
             )
         )
         if ok:

@@ -158,6 +158,9 @@ def build_report(
         "determinism": DETERMINISM,
         "wall_s": round(result.wall_s, 3),
         "stop_reason": result.stop_reason,
+        "sampler": spec.sampler,
+        # the rl controller's policy at the end of the search (None for the optuna samplers)
+        "sampler_state": result.sampler_state,
         "families": result.families,
         "selection": spec.selection,
         "complexity_measure": spec.complexity_measure,
@@ -245,15 +248,21 @@ def run(
         seed=spec.seed,
     )
     result = AdaNetSearch(spec, data, executor, callbacks).run()
-    return finish(result, out_dir, on_step)
+    return finish(result, out_dir, on_step, executor)
 
 
 def finish(
     result: SearchResult,
     out_dir: str | Path | None = None,
     on_step: Callable[[Any], None] | None = None,
+    executor: Executor | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_training: Callable[[Any, dict[str, Any]], None] | None = None,
 ) -> RunOutcome:
-    """The evaluation phase, the final model, its test metrics and the exported artifacts."""
+    """The evaluation phase, the final model, its test metrics and the exported artifacts.
+
+    The phase's trainings run on ``executor`` (in this process by default); what stays here is
+    fitting mixture weights, predicting, and building and exporting the final model."""
     from automl.evaluation import evaluate
     from automl.export import export_savedmodel, model_card, prediction_latency
     from automl.model import build_ensemble_model, data_info
@@ -261,7 +270,16 @@ def finish(
     spec, data = result.spec, result.data
     ensemble, evaluation = result.ensemble, None
     if spec.evaluation.enabled:
-        evaluation = evaluate(spec, data, result.ensemble, on_step)
+        evaluation = evaluate(
+            spec,
+            data,
+            result.ensemble,
+            on_step,
+            executor=executor,
+            should_stop=should_stop,
+            on_training=on_training,
+            member_logits=result.member_logits,
+        )
         ensemble = FinalEnsemble(evaluation.members, evaluation.fit, result.ensemble.strategy)
     info = data_info(data)
     model = build_ensemble_model(ensemble.members, ensemble.fit, info, spec.mixture_weight_type)

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,8 +38,18 @@ class CandidateSpec:
     seed: int
     epochs: int
     early_stopping_patience: int | None = None
-    origin: str = "sampled"  # paper_same_depth | paper_deeper | sampled | replay
+    origin: str = "sampled"  # paper_same_depth | paper_deeper | sampled | replay | cv | ...
     trial_number: int | None = None
+    # What to do (the evaluation phase's trainings run through the executors too):
+    # "train" a new subnetwork, on the search's split or, given ``folds``, on fold ``fold`` of
+    # the training and validation rows together (cross-validation); or "fine_tune" the weights
+    # handed with the spec after zeroing the ``sparsity`` smallest of each kernel, with the mask
+    # held, at a tenth of the learning rate.
+    kind: str = "train"
+    folds: int | None = None
+    fold: int | None = None
+    fold_seed: int = 0
+    sparsity: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,10 +161,57 @@ def _loss(task: str) -> Any:
     return keras.losses.MeanSquaredError()
 
 
+def fold_indices(
+    y: np.ndarray, task: str, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train rows, held-out rows) of each cross-validation fold over ``y``: stratified for
+    classification, shuffled with ``seed``. The driver and every worker split alike."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    splitter = (
+        StratifiedKFold(folds, shuffle=True, random_state=seed)
+        if task == "classification"
+        else KFold(folds, shuffle=True, random_state=seed)
+    )
+    return list(splitter.split(np.zeros(len(y)), y if task == "classification" else None))
+
+
+def fold_data(data: TrainingData, folds: int, fold: int, seed: int) -> TrainingData:
+    """Fold ``fold`` of the training and validation rows together: train on the rest, validate
+    on it."""
+    x = np.concatenate([data.x_train, data.x_val])
+    y = np.concatenate([data.y_train, data.y_val])
+    tr, te = fold_indices(y, data.task, folds, seed)[fold]
+    return TrainingData(
+        x[tr], y[tr], x[te], y[te], data.task, data.n_outputs, data.input_shape, data.class_weights
+    )
+
+
+def magnitude_masks(weights: Sequence[np.ndarray], sparsity: float) -> list[np.ndarray | None]:
+    """Per kernel (rank ≥ 2: dense and convolution kernels; biases and batch-norm statistics
+    are not pruned), keep the largest-magnitude (1 − sparsity) fraction; None for the rest."""
+    masks: list[np.ndarray | None] = []
+    for w in weights:
+        if w.ndim < 2:
+            masks.append(None)
+            continue
+        k = int(round(sparsity * w.size))
+        mask = np.ones(w.size, dtype=bool)
+        if k > 0:
+            order = np.argsort(np.abs(w).reshape(-1), kind="stable")
+            mask[order[:k]] = False
+        masks.append(mask.reshape(w.shape))
+    return masks
+
+
 def train_candidate(
-    spec: CandidateSpec, data: TrainingData, on_epoch: EpochCallback | None = None
+    spec: CandidateSpec,
+    data: TrainingData,
+    on_epoch: EpochCallback | None = None,
+    init_weights: Sequence[np.ndarray] | None = None,
 ) -> CandidateResult:
-    """Train one subnetwork on its own loss; never raises for a training failure.
+    """Train one subnetwork on its own loss (or fine-tune ``init_weights`` pruned, for
+    ``kind="fine_tune"``); never raises for a training failure.
 
     A failure (bad hyperparameters, NaN loss, out of memory...) comes back as
     ``state="failed"`` with the traceback in ``error``, so the search records it and goes on.
@@ -163,6 +220,14 @@ def train_candidate(
 
     started = time.perf_counter()
     try:
+        if spec.kind == "fine_tune":
+            if init_weights is None:
+                raise ValueError(f"{spec.name}: a fine-tune needs the weights it starts from")
+            return _fine_tune(spec, data, init_weights, started)
+        if spec.kind != "train":
+            raise ValueError(f"{spec.name}: unknown kind {spec.kind!r}")
+        if spec.folds is not None and spec.fold is not None:
+            data = fold_data(data, spec.folds, spec.fold, spec.fold_seed)
         return _train(spec, data, on_epoch, started)
     except SearchCancelledError:
         raise
@@ -263,6 +328,72 @@ def _train(
         own_metrics=own,
         history=hist,
         epochs_run=epochs_run,
+        duration_s=time.perf_counter() - started,
+        train_s=train_s,
+        node=node_name(),
+    )
+
+
+def _fine_tune(
+    spec: CandidateSpec, data: TrainingData, init_weights: Sequence[np.ndarray], started: float
+) -> CandidateResult:
+    """Zero the ``spec.sparsity`` smallest weights of each kernel, then train on the member's
+    own loss with the mask held (re-applied after every step, so pruned weights stay exactly
+    zero) for ``spec.epochs`` epochs at a tenth of its learning rate."""
+    import keras
+
+    from automl.optimizers import create_optimizer
+
+    hp = spec.hparams
+    masks = magnitude_masks(init_weights, float(spec.sparsity or 0.0))
+    pruned = [w * m if m is not None else w for w, m in zip(init_weights, masks, strict=True)]
+    shape = {
+        "n_features": data.x_train.shape[1],
+        "input_shape": data.input_shape,
+        "n_outputs": data.n_outputs,
+    }
+    enable_determinism(spec.seed)  # as every candidate's training: same seed, same result
+    model = build_subnetwork(hp, shape, spec.name)
+    model.set_weights(pruned)
+    train_started = time.perf_counter()
+    if spec.epochs > 0:
+
+        class HoldMask(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                # the masks line up with model.weights, the order get_weights() uses too
+                for var, mask in zip(self.model.weights, masks, strict=True):
+                    if mask is not None:
+                        var.assign(var.numpy() * mask)
+
+        model.compile(
+            optimizer=create_optimizer(str(hp["optimizer"]), float(hp["learning_rate"]) * 0.1),
+            loss=_loss(data.task),
+        )
+        model.fit(
+            data.x_train,
+            data.y_train,
+            batch_size=int(hp["batch_size"]),
+            epochs=spec.epochs,
+            verbose=0,
+            callbacks=[HoldMask()],
+            class_weight=data.class_weights,
+        )
+    train_s = time.perf_counter() - train_started
+    # no multiply here: the callback alone keeps pruned weights at zero (the tests count them)
+    weights = [np.asarray(w) for w in model.get_weights()]
+    logits_train = model.predict(data.x_train, batch_size=1024, verbose=0)
+    logits_val = model.predict(data.x_val, batch_size=1024, verbose=0)
+    if not (np.all(np.isfinite(logits_train)) and np.all(np.isfinite(logits_val))):
+        raise FloatingPointError("fine-tuning diverged (outputs became NaN or infinite)")
+    return CandidateResult(
+        spec=spec,
+        state="completed",
+        depth=int(hp["depth"]),
+        params=int(model.count_params()),
+        weights=weights,
+        logits_train=np.asarray(logits_train, np.float32),
+        logits_val=np.asarray(logits_val, np.float32),
+        epochs_run=spec.epochs,
         duration_s=time.perf_counter() - started,
         train_s=train_s,
         node=node_name(),

@@ -38,9 +38,11 @@ class CandidateWorker:
         self.import_s = time.perf_counter() - started
         self.trained = 0
 
-    def train(self, spec: dict[str, Any], data: TrainingData) -> CandidateResult:
+    def train(
+        self, spec: dict[str, Any], data: TrainingData, init_weights: list[Any] | None = None
+    ) -> CandidateResult:
         self.trained += 1
-        return train_candidate(CandidateSpec.from_dict(spec), data)
+        return train_candidate(CandidateSpec.from_dict(spec), data, None, init_weights)
 
     def info(self) -> dict[str, Any]:
         from tensorflow.python.framework import config

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -310,11 +310,14 @@ class RayExecutor(Executor):
         on_epoch: EpochReporter | None = None,
         on_start: StartReporter | None = None,
         should_stop: StopCheck | None = None,
+        init_weights: Mapping[str, Sequence[Any]] | None = None,
     ) -> Iterator[CandidateResult]:
         import ray
         from ray.exceptions import RayTaskError
 
         self._refresh_slots()
+        # a fine-tune's starting weights go to the object store once, whatever the retries
+        weights_refs = {name: ray.put(list(w)) for name, w in (init_weights or {}).items()}
         pending = deque(_Attempt(s) for s in specs)
         # how many workers this run tries to hold; one that never becomes ready lowers it
         want = min(len(specs), self._slots)
@@ -348,7 +351,11 @@ class RayExecutor(Executor):
                     att.attempts += 1
                     att.node = node
                     att.started = att.started or time.perf_counter()
-                    ref = actor.train.remote(att.spec.to_dict(), self._data_ref)
+                    ref = actor.train.remote(
+                        att.spec.to_dict(),
+                        self._data_ref,
+                        weights_refs.get(att.spec.name),
+                    )
                     inflight[ref] = (att, actor, node)
                     if on_start is not None:
                         on_start(att.spec)

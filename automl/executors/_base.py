@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
 
 from automl.training import CandidateResult, CandidateSpec, TrainingData
 
@@ -25,6 +27,10 @@ class Executor(abc.ABC):
     training raised (it counts toward ``max_consecutive_failures``), ``"infrastructure"`` when
     its worker or node was lost or no worker could be placed (it does not). An executor that
     retries a candidate on another worker records how often it started in ``attempts``.
+
+    The evaluation phase runs its trainings (cross-validation folds, grown members, pruned
+    fine-tunes) through the same ``run``: a spec's ``kind`` and ``folds`` say what to do, and
+    ``init_weights`` maps a fine-tune's name to the weights it starts from.
     """
 
     name: str = ""
@@ -39,6 +45,7 @@ class Executor(abc.ABC):
         on_epoch: EpochReporter | None = None,
         on_start: StartReporter | None = None,
         should_stop: StopCheck | None = None,
+        init_weights: Mapping[str, Sequence[np.ndarray]] | None = None,
     ) -> Iterator[CandidateResult]:
         """Train every spec; yield each result as it finishes."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
 
 from automl.errors import SearchCancelledError
 from automl.executors._base import EpochReporter, Executor, StartReporter, StopCheck
@@ -18,13 +20,19 @@ class InProcessExecutor(Executor):
         on_epoch: EpochReporter | None = None,
         on_start: StartReporter | None = None,
         should_stop: StopCheck | None = None,
+        init_weights: Mapping[str, Sequence[np.ndarray]] | None = None,
     ) -> Iterator[CandidateResult]:
         for spec in specs:
             if should_stop is not None and should_stop():
                 raise SearchCancelledError("the search was cancelled")
             if on_start is not None:
                 on_start(spec)
-            yield train_candidate(spec, self._data, _bind(on_epoch, should_stop, spec))
+            yield train_candidate(
+                spec,
+                self._data,
+                _bind(on_epoch, should_stop, spec),
+                (init_weights or {}).get(spec.name),
+            )
 
 
 def _bind(

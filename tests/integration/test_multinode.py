@@ -3,9 +3,10 @@
 authentication, in a private network namespace (several Ray nodes on one host stay on loopback
 only there; it also keeps them apart from any other Ray of this machine).
 
-A job's candidates train on both worker nodes and never in the API process; a node with a wrong
-or missing token cannot join; `automl worker` leaves the cluster at once on SIGTERM; `automl
-serve` against the cluster stops with exit 0 and leaves the cluster running.
+A job's candidates and its evaluation phase's trainings train on both worker nodes and never in
+the API process; a worker node killed mid-candidate has the candidate retried on another node;
+a node with a wrong or missing token cannot join; `automl worker` leaves the cluster at once on
+SIGTERM; `automl serve` against the cluster stops with exit 0 and leaves the cluster running.
 
 The outer test re-runs this file's inner test under `unshare -n`, as root; every process the
 inner test starts has its own process group and is stopped by it, never with `ray stop`.
@@ -280,28 +281,79 @@ def test_inner_cluster(procs: Procs, tmp_path: Path, ray_tmp: Path) -> None:
             "seed": 3,
             "batch_size": [64],
             "resources": {"cpus": 1},
-            # the evaluation phase still trains in the API process (not moved in this round)
-            "evaluation": {"enabled": False},
+            # the evaluation phase's trainings run on the workers too
+            "evaluation": {"cv_folds": 2, "sparsities": [0.5], "fine_tune_epochs": 1},
         }
         with server.client() as c:
             job = c.post("/api/v1/jobs", json={"dataset": "digits", "spec": spec}).json()
             done = wait_for(c, job["id"], {"succeeded", "failed"}, timeout=300)
             assert done["state"] == "succeeded", done["error"]
             cands = c.get(f"/api/v1/jobs/{job['id']}/candidates?limit=100").json()["data"]
+            events = c.get(f"/api/v1/jobs/{job['id']}/events?limit=500").json()["data"]
         assert server.proc is not None
         api_pid = server.proc.pid
         worker_pids = {procs.procs[f"worker-{i}"].pid: i for i in (1, 2)}
+
+        def owner(node: str) -> int:
+            """The worker node whose raylet runs the actor named ``node`` (host:pid)."""
+            pid = int(node.rsplit(":", 1)[1])
+            assert pid != api_pid  # the API process trained nothing itself
+            chain = _parents(pid)  # the actor is a child of its node's raylet
+            assert api_pid not in chain and head.pid not in chain, (node, chain)
+            owners = [worker_pids[p] for p in chain if p in worker_pids]
+            assert len(owners) == 1, (node, chain, worker_pids)
+            return owners[0]
+
         ran_on = []
         for cand in cands:
             assert cand["state"] == "completed", cand
-            pid = int(str(cand["node"]).rsplit(":", 1)[1])
-            assert pid != api_pid  # the API process trained nothing itself
-            chain = _parents(pid)  # the actor is a child of its node's raylet
-            assert api_pid not in chain and head.pid not in chain, (cand["node"], chain)
-            owners = [worker_pids[p] for p in chain if p in worker_pids]
-            assert len(owners) == 1, (cand["node"], chain, worker_pids)
-            ran_on.append(owners[0])
+            ran_on.append(owner(str(cand["node"])))
         assert sorted(ran_on) == [1, 2], ran_on  # both worker nodes trained candidates
+        trainings = [e["data"]["training"] for e in events if "training" in e["data"]]
+        # 2 folds of each member, two grown members, a fine-tune of each kept member
+        assert len(trainings) >= 2 * len(done["result"]["ensemble"]["members"]) + 3, trainings
+        assert {t["kind"] for t in trainings} == {"cross_validation", "train", "fine_tune"}
+        assert all(t["state"] == "completed" for t in trainings), trainings
+        assert {owner(t["node"]) for t in trainings} == {1, 2}  # in parallel, on both nodes
+
+        # a third node joins; a worker node killed mid-candidate: the candidate is retried on
+        # another node, and the job succeeds with every candidate once
+        procs.start(
+            "worker-3",
+            [*automl, "--num-cpus=1", '--resources={"worker_3": 1}',
+             *_node_args(ray_tmp, "worker-3", 26000)],
+            good,
+        )  # fmt: skip
+        worker_pids[procs.procs["worker-3"].pid] = 3
+        deadline = time.monotonic() + 120
+        while not any("worker_3" in n for n in _alive_nodes(gcs, good)):
+            assert time.monotonic() < deadline, procs.log("worker-3")
+            time.sleep(2)
+        long_spec = {**spec, "epochs": 60, "batch_size": [16], "evaluation": {"enabled": False}}
+        with server.client() as c:
+            job = c.post("/api/v1/jobs", json={"dataset": "digits", "spec": long_spec}).json()
+            deadline = time.monotonic() + 180
+            while True:
+                cands = c.get(f"/api/v1/jobs/{job['id']}/candidates?limit=100").json()["data"]
+                if sum(x["state"] == "running" for x in cands) == 2:
+                    break
+                assert time.monotonic() < deadline, cands
+                time.sleep(0.3)
+            # both train on the warm workers of the first job, on nodes 1 and 2; node 3 is free
+            time.sleep(2)  # well into their training
+            victim = 1
+            os.killpg(procs.procs["worker-1"].pid, signal.SIGKILL)
+            done = wait_for(c, job["id"], {"succeeded", "failed"}, timeout=400)
+            assert done["state"] == "succeeded", done["error"]
+            cands = c.get(f"/api/v1/jobs/{job['id']}/candidates?limit=100").json()["data"]
+        assert sorted(x["name"] for x in cands) == ["t0_c0", "t0_c1"], cands  # none lost or twice
+        assert all(x["state"] == "completed" for x in cands), cands
+        retried = [x for x in cands if x["attempts"] == 2]
+        assert len(retried) == 1, cands  # the one on the killed node, and only it
+        assert owner(str(retried[0]["node"])) == 3, retried  # on the node that was free
+        other = next(x for x in cands if x is not retried[0])
+        assert other["attempts"] == 1 and owner(str(other["node"])) == 2, other
+        survivors = [i for i in (1, 2, 3) if i != victim]
 
         # SIGTERM to the service: exit 0, the cluster lives on
         assert server.proc is not None
@@ -310,15 +362,16 @@ def test_inner_cluster(procs: Procs, tmp_path: Path, ray_tmp: Path) -> None:
         assert "Traceback" not in server.log(), server.log()
     finally:
         server.kill()
-    assert {"worker_1", "worker_2"} <= {k for n in _alive_nodes(gcs, good) for k in n}
+    first, second = (f"worker_{i}" for i in survivors)
+    assert {first, second} <= {k for n in _alive_nodes(gcs, good) for k in n}
 
     # SIGTERM to a worker: it drains and leaves at once (not after Ray's health-check timeout)
     started = time.monotonic()
-    rc = procs.signal("worker-1", signal.SIGTERM, timeout=60)
-    assert rc == 0, procs.log("worker-1")[-3000:]
+    rc = procs.signal(first.replace("_", "-"), signal.SIGTERM, timeout=60)
+    assert rc == 0, procs.log(first.replace("_", "-"))[-3000:]
     nodes = _alive_nodes(gcs, good)
-    assert not [n for n in nodes if "worker_1" in n], nodes
-    assert any("worker_2" in n for n in nodes), nodes
+    assert not [n for n in nodes if first in n], nodes
+    assert any(second in n for n in nodes), nodes
     assert time.monotonic() - started < 30
-    assert procs.signal("worker-2", signal.SIGTERM, timeout=60) == 0
+    assert procs.signal(second.replace("_", "-"), signal.SIGTERM, timeout=60) == 0
     assert procs.signal("head", signal.SIGTERM, timeout=60) is not None

@@ -167,6 +167,58 @@ def test_idle_workers_of_another_shape_make_room(two_nodes: Cluster, data: Train
     assert not any(_alive(p) for p in small_pids)
 
 
+@pytest.mark.timeout(300)
+def test_the_evaluation_phase_trains_every_fold_grow_and_fine_tune_on_the_workers(
+    two_nodes: Cluster, digits: PreparedData
+) -> None:
+    from automl.evaluation import evaluate
+
+    spec = SearchSpec.from_dict(
+        tiny_spec_dict(
+            families=["dense"],
+            candidates_per_iteration=2,
+            max_iterations=2,
+            epochs=2,
+            batch_size=[32],
+            resources={"cpus": 1},
+            evaluation={"cv_folds": 3, "sparsities": [0.5, 0.8], "fine_tune_epochs": 1},
+        )
+    )
+    ex = RayExecutor(Resources(cpus=1))
+    result = AdaNetSearch(spec, digits, ex).run()
+    members = [m.name for m in result.ensemble.members]
+    trainings: list[dict] = []
+    ev = evaluate(
+        spec,
+        digits,
+        result.ensemble,
+        executor=ex,
+        on_training=lambda _res, rec: trainings.append(rec),
+        member_logits=result.member_logits,
+    )
+    assert all(t["state"] == "completed" and t["attempts"] == 1 for t in trainings), trainings
+    # nothing trained in this (the controller's) process; several workers shared the phase
+    pids = {int(t["node"].rsplit(":", 1)[1]) for t in trainings}
+    assert os.getpid() not in pids and len(pids) >= 2, pids
+    kinds = [t["kind"] for t in trainings]
+    assert kinds.count("cross_validation") == 3 * len(members)
+    assert {t["name"] for t in trainings if t["kind"] == "cross_validation"} == {
+        f"cv{f}_{m}" for f in range(3) for m in members
+    }
+    grows = [t["name"] for t in trainings if t["origin"] == "evaluation"]
+    assert f"{members[-1]}_grow_depth" in grows and len(grows) in (2, 3)
+    by_step = {s.step: s for s in ev.steps}
+    for level in (0.5, 0.8):
+        step = by_step[f"prune_weights_{level:g}"]
+        tuned = [t for t in step.details["trainings"] if t["kind"] == "fine_tune"]
+        assert len(tuned) == step.members and all(t["sparsity"] == level for t in tuned)
+        assert step.details["kernel_sparsity"] == pytest.approx(level, abs=0.01)
+    # every training is listed under the step it served, once
+    listed = [t["name"] for s in ev.steps for t in s.details.get("trainings", [])]
+    assert sorted(listed) == sorted(t["name"] for t in trainings)
+    assert by_step["cross_validation"].kept and "prune_members" in by_step
+
+
 def test_resources_no_node_has_fail_at_once(two_nodes: Cluster, data: TrainingData) -> None:
     started = time.perf_counter()
     with pytest.raises(SearchAbortedError, match="4 CPU.*largest node has 3"):
