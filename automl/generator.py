@@ -109,6 +109,12 @@ class CandidateGenerator:
             )
         return specs
 
+    def sampler_state(self) -> dict[str, Any] | None:
+        """What the sampler learned, JSON-serialisable: the ``rl`` controller's policy
+        (``automl.rl.ReinforceSampler.policy_state``); ``None`` for samplers that keep none."""
+        policy_state = getattr(self.study.sampler, "policy_state", None)
+        return None if policy_state is None else policy_state(self.study)
+
     def tell(self, name: str, loss: float | None, complexity: float | None) -> None:
         """Report a candidate's loss and complexity term (``None`` for a failed candidate)."""
         import optuna

@@ -1,4 +1,5 @@
-"""Optuna samplers by name: tpe (default), random, and nsga2 for loss vs complexity."""
+"""Optuna samplers by name: tpe (default), random, nsga2 for loss vs complexity, and rl (the
+AdaNet paper's REINFORCE controller, ``automl.rl``)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def _nsga2(seed: int) -> Any:
     import optuna
 
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+
+
+@samplers.register("rl")
+def _rl(seed: int) -> Any:
+    from automl.rl import ReinforceSampler
+
+    return ReinforceSampler(seed=seed)
 
 
 def create_sampler(name: str, seed: int) -> Any:

@@ -140,6 +140,8 @@ class SearchResult:
     stop_reason: str
     wall_s: float
     member_logits: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    # the sampler's own state where it has one (the rl controller's policy), for the report
+    sampler_state: dict[str, Any] | None = None
 
 
 @dataclass
@@ -567,6 +569,7 @@ class AdaNetSearch:
             stop_reason=stop_reason,
             wall_s=time.perf_counter() - started,
             member_logits={m: self._logits[m] for m in state.current},
+            sampler_state=generator.sampler_state(),
         )
         self.cb.on_search_end(outcome)
         return outcome

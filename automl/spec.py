@@ -18,7 +18,7 @@ Activation = Literal["relu", "elu", "gelu", "tanh", "selu"]
 OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam"]
 ScheduleName = Literal["constant", "inverse_time", "exponential", "cosine"]
 Strategy = Literal["grow", "solo", "all"]
-SamplerName = Literal["tpe", "random", "nsga2"]
+SamplerName = Literal["tpe", "random", "nsga2", "rl"]
 
 FAMILIES: tuple[str, ...] = ("dense", "conv1d", "conv2d")
 

@@ -44,7 +44,7 @@ def test_a_custom_spec_round_trips_through_json() -> None:
         ({"lambda": -1}, "lambda: Input should be greater than or equal to 0"),
         ({"epochs": 0}, "epochs: Input should be greater than or equal to 1"),
         ({"complexity_measure": "vc"}, "complexity_measure: unknown complexity measure 'vc'"),
-        ({"sampler": "grid"}, "sampler: must be one of 'tpe', 'random' or 'nsga2'"),
+        ({"sampler": "grid"}, "sampler: must be one of 'tpe', 'random', 'nsga2' or 'rl'"),
         ({"learning_rat": 0.1}, "learning_rat: is not a spec field"),
         ({"batch_size": []}, "batch_size: must list at least one value"),
         ({"learning_rate": {"low": 0, "high": 1, "log": True}}, "a log-scaled range needs low > 0"),
