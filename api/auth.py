@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import UTC, timedelta
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import session_scope
 from api.models import ApiKey, utcnow
+from api.repositories import ApiKeyRepository
 
 KEY_PREFIX = "aml_"
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -21,15 +23,41 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(session: Session, owner: str) -> str:
-    """Create a key for ``owner`` and return it; only its hash is stored."""
+def new_api_key(session: Session, owner: str) -> tuple[ApiKey, str]:
+    """Create a key for ``owner``: its row and the key itself, which is never stored (only its
+    hash is) and so can be shown only this once."""
     owner = owner.strip()
     if not owner or len(owner) > 100:
         raise ValueError("the owner must be 1 to 100 characters")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiKey(owner=owner, key_hash=hash_key(key), prefix=key[:12]))
+    row = ApiKey(owner=owner, key_hash=hash_key(key), prefix=key[:12])
+    session.add(row)
     session.flush()
-    return key
+    return row, key
+
+
+def create_api_key(session: Session, owner: str) -> str:
+    """Create a key for ``owner`` and return it; only its hash is stored."""
+    return new_api_key(session, owner)[1]
+
+
+def matches(stored_hash: str, key: str) -> bool:
+    """Whether ``key`` is the key whose hash is ``stored_hash``, compared in constant time.
+
+    Keys are looked up by their sha256 hash first (an indexed equality in the database, whose
+    timing may depend on how many leading characters match). That does not leak the key: the
+    key itself is never compared, only the hash of what the client sent, so timing could at
+    most reveal leading characters of a stored *hash* — and even a whole hash is useless, since
+    a request must present a string whose sha256 it is (sha256 is preimage resistant; the key
+    holds 256 random bits). The final decision is made here, never by ``==`` on a secret.
+    """
+    return hmac.compare_digest(stored_hash.encode(), hash_key(key).encode())
+
+
+def find_key(session: Session, key: str) -> ApiKey | None:
+    """The valid (not revoked) key row for ``key``, or None."""
+    row = ApiKeyRepository(session).find_active(hash_key(key))
+    return row if row is not None and matches(row.key_hash, key) else None
 
 
 def owner_for_key(factory: sessionmaker[Session], key: str) -> str | None:
@@ -39,11 +67,12 @@ def owner_for_key(factory: sessionmaker[Session], key: str) -> str | None:
     every request with the same key would queue on one row)."""
     with session_scope(factory) as s:
         row = s.execute(
-            select(ApiKey.id, ApiKey.owner, ApiKey.last_used_at).where(
+            select(ApiKey.id, ApiKey.owner, ApiKey.key_hash, ApiKey.last_used_at).where(
                 ApiKey.key_hash == hash_key(key), ApiKey.revoked.is_(False)
             )
         ).first()
-    if row is None:
+    # read on every request, never cached: a revoked key is refused from the next request on
+    if row is None or not matches(row.key_hash, key):
         return None
     now = utcnow()
     last = row.last_used_at

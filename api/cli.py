@@ -1,6 +1,6 @@
 """The ``automl`` console script: the engine's commands (``automl.cli``) plus the service's —
-serve, worker, db upgrade, apikey create. It lives on the service side so that the engine
-library never imports the service."""
+serve, worker, db upgrade, apikey create/list/revoke. It lives on the service side so that the
+engine library never imports the service."""
 
 from __future__ import annotations
 
@@ -71,6 +71,120 @@ def apikey_create(
     except ValueError as exc:
         raise fail(str(exc)) from None
     typer.echo(key)
+
+
+def _key_sessions() -> Any:
+    """A session factory on the configured database, upgraded to the newest schema."""
+    from api.db import make_engine, make_session_factory
+    from api.migrate import upgrade
+
+    engine = make_engine(_service_settings().database_url)
+    upgrade(engine)
+    return make_session_factory(engine)
+
+
+def _when(value: Any) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@apikey_app.command("list")
+def apikey_list(
+    owner: Annotated[str | None, typer.Option(help="only this owner's keys")] = None,
+) -> None:
+    """List API keys: id, owner, prefix, created, last used, revoked (never a key or its hash)."""
+    from api.db import session_scope
+    from api.services.keys import ApiKeyService
+
+    with session_scope(_key_sessions()) as s:
+        rows = ApiKeyService(s).list_all(owner)
+        lines = [
+            (
+                str(r.id),
+                r.owner,
+                r.prefix,
+                _when(r.created_at),
+                _when(r.last_used_at),
+                "yes" if r.revoked else "no",
+            )
+            for r in rows
+        ]
+    header = ("id", "owner", "prefix", "created_at", "last_used_at", "revoked")
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    for row in [header, *lines]:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    key_id: Annotated[int, typer.Argument(help="the key's id (see `automl apikey list`)")],
+) -> None:
+    """Revoke an API key: the next request with it is refused, its dashboard sessions end."""
+    from api.db import session_scope
+    from api.errors import NotFoundError
+    from api.services.keys import ApiKeyService
+
+    try:
+        with session_scope(_key_sessions()) as s:
+            row, changed = ApiKeyService(s).revoke_any(key_id)
+            owner, prefix = row.owner, row.prefix
+    except NotFoundError as exc:
+        raise fail(exc.message) from None
+    note = "revoked" if changed else "was already revoked"
+    typer.echo(f"API key {key_id} (owner {owner}, {prefix}…) {note}")
+
+
+def _configuration(hparams: dict[str, Any]) -> str:
+    """A configuration on one line: family first, then its values as key=value."""
+    rest = " ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in hparams.items()
+        if k != "family"
+    )
+    return f"{hparams.get('family', '?')} {rest}"
+
+
+@app.command("history")
+def history(
+    dataset: Annotated[str | None, typer.Option(help="a built-in dataset's name")] = None,
+    dataset_id: Annotated[str | None, typer.Option(help="an uploaded dataset's id")] = None,
+    owner: Annotated[
+        str | None, typer.Option(help="only this owner's history (default: every owner's)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="configurations to show")] = 10,
+) -> None:
+    """Past configurations ranked for a dataset (AUTOML_DATABASE_URL): by the similarity of
+    their data to it and by F within their own job, as GET /api/v1/history/configurations."""
+    from api.db import session_scope
+    from api.errors import APIError
+    from api.services.history import HistoryService
+
+    try:
+        with session_scope(_key_sessions()) as s:
+            service = HistoryService(s)
+            target = service.target(owner, dataset_id, dataset)
+            ranked, total = service.rank(owner, target, limit)
+    except APIError as exc:
+        field = (exc.field or "").removeprefix("query.").replace("_", "-")
+        raise fail(f"--{field}: {exc.message}" if field else exc.message) from None
+    typer.echo(f"{target.name}: {len(ranked)} of {total} configuration(s)")
+    header = ("#", "score", "similarity", "F", "dataset", "owner", "job", "candidate", "hparams")
+    lines = [
+        (
+            str(i),
+            f"{r.score:.3f}",
+            f"{r.similarity:.3f}",
+            f"{r.objective:.4f}",
+            r.dataset,
+            r.owner,
+            (r.job_id or "-")[:8],
+            r.candidate,
+            _configuration(r.hparams),
+        )
+        for i, r in enumerate(ranked, 1)
+    ]
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    for row in [header, *lines]:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 @app.command()

@@ -38,6 +38,7 @@ from api.repositories import (
     IterationRepository,
     JobRepository,
 )
+from api.services.history import record_iteration
 from api.settings import Settings
 from automl.errors import AutoMLError, SearchCancelledError
 from automl.search import SearchCallback  # no TensorFlow at import time
@@ -477,11 +478,15 @@ class JobCallback(SearchCallback):
         self.job_id = job_id
         self._last_check = 0.0
         self._cancel = False
+        self.meta: dict[str, Any] | None = None  # the data's meta-features, for the history
 
     def _session(self) -> Any:
         return session_scope(self.c.factory)
 
     def on_search_start(self, spec: Any, data: Any, families: list[str]) -> None:
+        from automl.meta import meta_features
+
+        self.meta = meta_features(data)
         with self._session() as s:
             EventRepository(s).add(
                 self.job_id,
@@ -585,6 +590,8 @@ class JobCallback(SearchCallback):
                     duration_s=record.duration_s,
                 )
             )
+            if self.meta is not None:  # its finished candidates join the owner's history
+                record_iteration(s, self.job_id, record.candidates, self.meta)
             job = s.get(Job, self.job_id)
             assert job is not None
             job.best_objective = ensemble.fit.objective

@@ -32,8 +32,12 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(
+    engine: Engine, info: dict[str, Any] | None = None
+) -> sessionmaker[Session]:
+    """Sessions on ``engine``; ``info`` is copied into every session's ``Session.info`` (the
+    app puts its per-owner quota limits there, see ``api.services.quotas``)."""
+    return sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 @contextmanager

@@ -18,12 +18,13 @@ from api.auth import any_key_exists, create_api_key
 from api.controller import Controller
 from api.db import make_engine, make_session_factory, session_scope
 from api.deps import AppState
-from api.errors import APIError, UnauthorizedError
+from api.errors import APIError, document_errors
 from api.limits import UploadLimitMiddleware
 from api.metrics import Metrics
 from api.migrate import upgrade
 from api.repositories import JobRepository
-from api.routes import datasets, health, jobs, models
+from api.routes import datasets, health, history, jobs, keys, models
+from api.services.quotas import QuotaLimits
 from api.settings import Settings
 from api.web.app import install_dashboard
 
@@ -62,7 +63,10 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
         before, after = upgrade(engine)
         if before != after:
             log.warning("database schema upgraded from %s to %s", before, after)
-        factory = make_session_factory(engine)
+        # every session of the app carries the per-owner quotas its services enforce
+        factory = make_session_factory(
+            engine, info=QuotaLimits.from_settings(settings).session_info()
+        )
         store = ArtifactStore(settings.artifact_dir)
         store.root.mkdir(parents=True, exist_ok=True)
 
@@ -133,8 +137,7 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
 
     @app.exception_handler(APIError)
     async def _api_error(_request: Request, exc: APIError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -143,7 +146,12 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
             msg = str(err.get("msg", "")).removeprefix("Value error, ")
             if err.get("type") == "extra_forbidden":
                 msg = "is not a field of this request"
-            errors.append({"field": _field_path(tuple(err.get("loc", ()))), "message": msg})
+            field = _field_path(tuple(err.get("loc", ())))
+            if err.get("type") == "json_invalid":  # its loc is the character where it failed
+                where = err.get("loc", ("", 0))[-1]
+                why = (err.get("ctx") or {}).get("error", "JSON decode error")
+                field, msg = "body", f"the body is not valid JSON: {why} at character {where}"
+            errors.append({"field": field, "message": msg})
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return JSONResponse(
             {"detail": f"invalid request: {summary}", "errors": errors}, status_code=422
@@ -153,6 +161,9 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     app.include_router(models.router)
+    app.include_router(keys.router)
+    app.include_router(history.router)
     app.include_router(health.router)
     install_dashboard(app, settings.max_upload_bytes)
+    document_errors(app)
     return app

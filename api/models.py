@@ -191,7 +191,7 @@ class Candidate(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     failure_kind: Mapped[str | None] = mapped_column(
         String(16), default=None
-    )  # training | infrastructure
+    )  # training | timeout | out_of_memory | infrastructure
     duration_s: Mapped[float | None] = mapped_column(Float, default=None)
     train_s: Mapped[float | None] = mapped_column(Float, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
@@ -203,6 +203,18 @@ class Candidate(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class Upload(Base):
+    """One stored upload's size, kept when its dataset is deleted: what the daily upload quota
+    counts (deleting a dataset does not give its bytes back for the day)."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class Event(Base):
     __tablename__ = "events"
 
@@ -212,3 +224,37 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(16))  # state | error | info
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class HistoryEntry(Base):
+    """One finished candidate of a job, kept across jobs: its configuration and scores with
+    the meta-features of the data it trained on (``automl.meta``), to rank configurations for
+    new data and warm-start searches.
+
+    ``job_id`` is deliberately not a foreign key: what a search learned outlives the job, so
+    deleting a job keeps its entries (still naming it), as deleting an upload keeps entries
+    naming its ``dataset_id``. An entry holds no weights and no rows of data, only
+    hyperparameters, scores and meta-features. Every query filters by ``owner`` (the leading
+    column of the index).
+    """
+
+    __tablename__ = "history_entries"
+    __table_args__ = (Index("ix_history_entries_owner_task", "owner", "task"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    job_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    candidate: Mapped[str] = mapped_column(String(64))
+    iteration: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(32))
+    dataset_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # a built-in's name, or the upload's name when the entry was written
+    dataset_name: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(16))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    hparams: Mapped[dict[str, Any]] = mapped_column(JSON)
+    objective: Mapped[float] = mapped_column(Float)
+    loss: Mapped[float | None] = mapped_column(Float, default=None)
+    complexity: Mapped[float | None] = mapped_column(Float, default=None)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,7 +10,18 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
-from api.models import ApiKey, Candidate, Dataset, Event, Iteration, Job, JobState, utcnow
+from api.models import (
+    ApiKey,
+    Candidate,
+    Dataset,
+    Event,
+    HistoryEntry,
+    Iteration,
+    Job,
+    JobState,
+    Upload,
+    utcnow,
+)
 
 CANDIDATE_SORTS = {
     "objective": Candidate.objective,
@@ -77,6 +88,21 @@ class DatasetRepository:
     def delete(self, dataset: Dataset) -> None:
         self.s.delete(dataset)
 
+    def uploads_since(self, owner: str, since: datetime) -> Sequence[tuple[datetime, int]]:
+        """(created_at, size_bytes) of the owner's uploads stored after ``since`` (deleted
+        datasets included), oldest first: what counts against the daily upload quota, and when
+        each part of it ages out."""
+        rows = self.s.execute(
+            select(Upload.created_at, Upload.size_bytes)
+            .where(Upload.owner == owner, Upload.created_at > since)
+            .order_by(Upload.created_at)
+        ).all()
+        return [(at, int(size)) for at, size in rows]
+
+    def add_upload(self, owner: str, size_bytes: int) -> None:
+        """Count a stored upload against the owner's daily quota (kept after a delete)."""
+        self.s.add(Upload(owner=owner, size_bytes=size_bytes))
+
     def names(self, owner: str, dataset_ids: Sequence[str]) -> dict[str, str]:
         """Names of the owner's datasets among ``dataset_ids`` (one query for a jobs page)."""
         if not dataset_ids:
@@ -114,6 +140,16 @@ class JobRepository:
         self.s.add(job)
         self.s.flush()
         return job
+
+    def count_active(self, owner: str) -> int:
+        """The owner's queued, running and evaluating jobs (the per-owner job quota)."""
+        active = [JobState.queued, JobState.running, JobState.evaluating]
+        return int(
+            self.s.scalar(
+                select(func.count(Job.id)).where(Job.owner == owner, Job.state.in_(active))
+            )
+            or 0
+        )
 
     def transition(
         self, job_id: str, expected: Sequence[str], owner: str | None = None, **values: Any
@@ -475,9 +511,68 @@ class ApiKeyRepository:
             select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked.is_(False))
         )
 
+    def get(self, owner: str, key_id: int) -> ApiKey | None:
+        return self.s.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.owner == owner))
+
+    def get_any(self, key_id: int) -> ApiKey | None:
+        """For the command line, which an operator runs for every owner."""
+        return self.s.get(ApiKey, key_id)
+
+    def list(self, owner: str) -> Sequence[ApiKey]:
+        """The owner's keys, revoked ones too, oldest first."""
+        return self.s.scalars(select(ApiKey).where(ApiKey.owner == owner).order_by(ApiKey.id)).all()
+
+    def list_all(self) -> Sequence[ApiKey]:
+        """Every owner's keys (the command line), by owner then age."""
+        return self.s.scalars(select(ApiKey).order_by(ApiKey.owner, ApiKey.id)).all()
+
+    def revoke(self, key_id: int) -> None:
+        """Mark a key revoked; the next request with it is refused (nothing caches keys)."""
+        self.s.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked=True))
+
     def active_owner(self, key_id: int) -> str | None:
         """The owner of a key that is still valid (not revoked, not deleted)."""
         owner = self.s.scalar(
             select(ApiKey.owner).where(ApiKey.id == key_id, ApiKey.revoked.is_(False))
         )
         return None if owner is None else str(owner)
+
+
+class HistoryRepository:
+    """The history of finished candidates across jobs (``HistoryEntry``), by owner."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, entry: HistoryEntry) -> None:
+        self.s.add(entry)
+
+    def recorded(self, job_id: str) -> set[str]:
+        """Names of the job's candidates already in the history."""
+        return set(
+            self.s.scalars(select(HistoryEntry.candidate).where(HistoryEntry.job_id == job_id))
+        )
+
+    def latest(self, owner: str | None, task: str | None, limit: int) -> Sequence[HistoryEntry]:
+        """The newest ``limit`` entries of the owner (of every owner for ``None``), of one task
+        or of all."""
+        q = select(HistoryEntry)
+        if owner is not None:
+            q = q.where(HistoryEntry.owner == owner)
+        if task is not None:
+            q = q.where(HistoryEntry.task == task)
+        return self.s.scalars(q.order_by(HistoryEntry.id.desc()).limit(limit)).all()
+
+    def configurations(self, owner: str, limit: int) -> Sequence[Any]:
+        """(meta, hparams) of the owner's newest ``limit`` entries: no other column decoded."""
+        return self.s.execute(
+            select(HistoryEntry.meta, HistoryEntry.hparams)
+            .where(HistoryEntry.owner == owner)
+            .order_by(HistoryEntry.id.desc())
+            .limit(limit)
+        ).all()
+
+    def exists(self, owner: str) -> bool:
+        """Whether the owner has any history at all (one row read)."""
+        found = self.s.scalar(select(HistoryEntry.id).where(HistoryEntry.owner == owner).limit(1))
+        return found is not None

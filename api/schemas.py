@@ -14,6 +14,21 @@ class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class FieldErrorPublic(BaseModel):
+    field: str = Field(description="the path of the field at fault, e.g. spec.epochs or file")
+    message: str
+
+
+class ErrorPublic(BaseModel):
+    """The body of every 4xx answer: a sentence a person can act on and, where a field is at
+    fault, one entry per field. Some errors add their own keys (a 429's ``retry_after_s``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str
+    errors: list[FieldErrorPublic] | None = None
+
+
 class DatasetPublic(_Out):
     id: str
     name: str
@@ -64,6 +79,12 @@ class Progress(BaseModel):
     candidates_done: int
     candidates_total: int
     best_objective: float | None
+    time_budget_s: float | None = Field(None, description="the spec's whole-job time budget")
+    time_left_s: float | None = Field(
+        None,
+        description="seconds of the time budget left while the job runs (from its start; "
+        "the job plans its iterations and evaluation steps to end within it)",
+    )
 
 
 class JobPublic(_Out):
@@ -126,7 +147,9 @@ class CandidatePublic(_Out):
     epochs_run: int
     attempts: int = Field(1, description="trainings started: more than one when a worker died")
     failure_kind: str | None = Field(
-        None, description="for a failed candidate: training (its own error) or infrastructure"
+        None,
+        description="for a failed candidate: training (its own error), timeout (ran past "
+        "candidate_timeout_s), out_of_memory, or infrastructure (its worker or node was lost)",
     )
     duration_s: float | None
     train_s: float | None
@@ -186,3 +209,58 @@ class PlotPublic(BaseModel):
     data: list[dict[str, Any]]
     layout: dict[str, Any]
     meta: dict[str, Any]
+
+
+class ApiKeyPublic(_Out):
+    """An API key as it is listed: never the key itself, nor its hash."""
+
+    id: int
+    owner: str
+    prefix: str = Field(description="the key's first characters, to tell keys apart")
+    created_at: datetime
+    last_used_at: datetime | None = Field(
+        description="when a request last used it (updated at most once a minute)"
+    )
+    revoked: bool
+
+
+class ApiKeysPublic(BaseModel):
+    data: list[ApiKeyPublic]
+    count: int
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="the new key; shown only in this response, store it now")
+
+
+class HistoryConfigurationPublic(BaseModel):
+    """A past configuration ranked for a dataset: ``score`` = ``similarity`` × (1 −
+    ``relative_objective`` / 2), highest first."""
+
+    hparams: dict[str, Any]
+    objective: float = Field(description="F of the candidate in its own job")
+    loss: float | None
+    complexity: float | None
+    metrics: dict[str, Any]
+    relative_objective: float = Field(
+        description="F within its job: 0 for that job's best candidate, 1 for its worst"
+    )
+    similarity: float = Field(
+        description="of the job's data to the dataset asked about (automl.meta.similarity): "
+        "1 for the same meta-features, 0 for another task"
+    )
+    score: float
+    job_id: str | None = Field(description="the job it came from (it may since be deleted)")
+    candidate: str
+    iteration: int
+    origin: str
+    dataset: str = Field(description="the name of the data the job searched")
+    dataset_id: str | None = Field(description="the upload's id; null for a built-in")
+    created_at: datetime
+
+
+class HistoryConfigurationsPublic(BaseModel):
+    data: list[HistoryConfigurationPublic]
+    count: int = Field(description="distinct configurations of the same task, before the limit")
+    dataset: str
+    meta: dict[str, Any] = Field(description="the meta-features of the dataset asked about")

@@ -21,6 +21,19 @@ class Settings(BaseSettings):
     executor: str = Field("ray", description="ray, or in_process (no Ray at all)")
     max_concurrent_jobs: int = Field(1, ge=1, le=64)
     max_upload_mb: float = Field(50.0, gt=0)
+    max_jobs_per_owner: int = Field(
+        20,
+        ge=1,
+        description="queued, running and evaluating jobs one owner may have at once; creating "
+        "or resuming one more is refused with 429 and Retry-After",
+    )
+    max_upload_mb_per_day: float = Field(
+        1024.0,
+        gt=0,
+        description="MB of datasets one owner may upload in any 24 hours; an upload that "
+        "would pass it is refused with 429 and a Retry-After of when enough of the owner's "
+        "uploads are older than 24 hours",
+    )
     poll_interval_s: float = Field(0.5, gt=0)
     heartbeat_interval_s: float = Field(
         10.0, gt=0, description="how often a controller renews the lease of each job it runs"
@@ -41,3 +54,7 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_upload_bytes_per_day(self) -> int:
+        return int(self.max_upload_mb_per_day * 1024 * 1024)

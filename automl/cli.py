@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -41,7 +42,8 @@ err_console = Console(stderr=True, soft_wrap=True)  # an error stays one greppab
 
 
 def fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # escaped: a message quotes the user's column names and values, which may look like markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code=2)
 
 
@@ -379,13 +381,65 @@ def columns_table(columns: list[Any]) -> None:
         table.add_column(col, justify="right" if col in ("missing", "distinct") else "left")
     for c in columns:
         table.add_row(
-            c.name,
+            escape(c.name),
             c.type if c.type != "ignore" else "[yellow]ignore[/]",
             f"{c.missing_rate:.1%}",
             str(c.distinct),
-            c.reason,
+            escape(c.reason),
         )
     console.print(table)
+
+
+data_app = typer.Typer(help="Data files: check one without training.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+# a wider table's columns are summed up by type instead of listed
+MAX_LISTED_COLUMNS = 50
+
+
+@data_app.command("check")
+def data_check(
+    csv: Annotated[Path | None, typer.Option(help="CSV file with a header row")] = None,
+    label: Annotated[str | None, typer.Option(help="label column of --csv")] = None,
+    npz: Annotated[Path | None, typer.Option(help="NPZ file with arrays x and y")] = None,
+    dataset: Annotated[str | None, typer.Option(help="built-in dataset name")] = None,
+    task: Annotated[str | None, typer.Option(help="classification or regression")] = None,
+    column_types: Annotated[
+        str | None,
+        typer.Option(
+            help="""JSON object overriding the detected column types of --csv, e.g. """
+            """'{"city": "categorical", "id": "ignore"}' (numeric, categorical or ignore)"""
+        ),
+    ] = None,
+) -> None:
+    """Read a data file exactly as 'automl search' (and an upload) would, without training.
+
+    Prints the rows, features, task and classes it read; a file the search would refuse prints
+    the reason and exits with code 2."""
+    if task not in (None, "classification", "regression"):
+        raise fail(f"--task must be classification or regression, not {task!r}")
+    try:
+        ds = _load_dataset(dataset, csv, label, npz, task, _column_types(column_types))
+    except AutoMLError as exc:
+        raise fail(str(exc)) from None
+    if ds.columns is not None and len(ds.columns) <= MAX_LISTED_COLUMNS:
+        columns_table(ds.columns)
+    elif ds.columns is not None:
+        kinds: dict[str, int] = {}
+        for c in ds.columns:
+            kinds[c.type] = kinds.get(c.type, 0) + 1
+        console.print("columns: " + ", ".join(f"{n} {t}" for t, n in sorted(kinds.items())))
+    shape = f" · input shape {tuple(ds.input_shape)}" if ds.input_shape else ""
+    console.print(
+        f"{escape(ds.name)}: {ds.n_rows} rows · {ds.n_features} features{shape} · "
+        f"{ds.task} ({escape(ds.task_rule or '')})",
+        highlight=False,
+    )
+    if ds.task == "classification":
+        counts = ds.class_counts()
+        listed = ", ".join(f"{escape(str(k))}: {v}" for k, v in list(counts.items())[:20])
+        more = f", … ({len(counts) - 20} more)" if len(counts) > 20 else ""
+        console.print(f"{len(counts)} classes: {listed}{more}", highlight=False)
 
 
 @app.command()
@@ -420,6 +474,14 @@ def search(
     candidates: Annotated[int | None, typer.Option(min=1, help="candidates per iteration")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="epochs per candidate")] = None,
     seed: Annotated[int | None, typer.Option(min=0)] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="seconds for the whole run (search, evaluation phase and export); the run "
+            "plans its iterations and evaluation steps to end within it",
+        ),
+    ] = None,
     cv_folds: Annotated[
         int | None, typer.Option(min=0, max=20, help="cross-validation folds (0: none)")
     ] = None,
@@ -450,6 +512,7 @@ def search(
             ("candidates_per_iteration", candidates),
             ("epochs", epochs),
             ("seed", seed),
+            ("time_budget_s", time_budget),
         ):
             if value is not None:
                 raw[key] = value

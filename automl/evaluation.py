@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from automl.budget import EvaluationPlan
 from automl.complexity import create_complexity_measure
 from automl.data import PreparedData
 from automl.ensemble import Member, MixtureFit, combine, softmax
@@ -248,9 +249,8 @@ def _failure(result: CandidateResult | None, name: str) -> str:
     return f"{name}: {lines[-1] if lines else result.state}"
 
 
-def _cv_specs(spec: SearchSpec, members: list[Member]) -> list[CandidateSpec]:
+def _cv_specs(spec: SearchSpec, members: list[Member], k: int) -> list[CandidateSpec]:
     """Every member's architecture, hyperparameters and seed, once per fold."""
-    k = spec.evaluation.cv_folds
     return [
         CandidateSpec(
             name=f"cv{fold}_{m.name}",
@@ -260,6 +260,7 @@ def _cv_specs(spec: SearchSpec, members: list[Member]) -> list[CandidateSpec]:
             seed=m.seed,
             epochs=spec.epochs,
             origin="cv",
+            timeout_s=spec.candidate_timeout_s,
             folds=k,
             fold=fold,
             fold_seed=spec.seed,
@@ -275,11 +276,11 @@ def _score_folds(
     members: list[Member],
     fit: MixtureFit,
     results: Mapping[str, CandidateResult],
+    k: int,
 ) -> dict[str, Any]:
     """Stratified k-fold over the non-test rows: the members retrained per fold (``results``),
     combined with the chosen mixture weights. Scored by the metric the evaluation rules compare
     (balanced accuracy under class weights)."""
-    k = spec.evaluation.cv_folds
     y = np.concatenate([data.y_train, data.y_val])
     metric = selection_metric(data.task, bool(data.class_weights))[0]
     scores: list[dict[str, Any]] = []
@@ -318,8 +319,9 @@ def cross_validate(
     trains at once on ``executor`` (in this process by default)."""
     executor = executor or InProcessExecutor()
     executor.start(TrainingData.from_prepared(data))
-    results = _Trainings(executor, None, None).run(_cv_specs(spec, members))
-    return _score_folds(spec, data, members, fit, results)
+    k = spec.evaluation.cv_folds
+    results = _Trainings(executor, None, None).run(_cv_specs(spec, members, k))
+    return _score_folds(spec, data, members, fit, results, k)
 
 
 def _grow_spec(spec: SearchSpec, member: Member, rule: str) -> tuple[CandidateSpec, str]:
@@ -337,11 +339,14 @@ def _grow_spec(spec: SearchSpec, member: Member, rule: str) -> tuple[CandidateSp
         epochs=spec.epochs,
         early_stopping_patience=spec.early_stopping_patience,
         origin="evaluation",
+        timeout_s=spec.candidate_timeout_s,
     )
     return cspec, f"{member.name}: {key} {before} → {after}"
 
 
-def _fine_tune_spec(member: Member, sparsity: float, epochs: int) -> CandidateSpec:
+def _fine_tune_spec(
+    member: Member, sparsity: float, epochs: int, timeout_s: float | None = None
+) -> CandidateSpec:
     return CandidateSpec(
         name=f"{member.name}_prune{sparsity:g}",
         iteration=member.iteration,
@@ -352,6 +357,7 @@ def _fine_tune_spec(member: Member, sparsity: float, epochs: int) -> CandidateSp
         origin="prune_weights",
         kind="fine_tune",
         sparsity=sparsity,
+        timeout_s=timeout_s,
     )
 
 
@@ -380,6 +386,7 @@ def evaluate(
     should_stop: StopCheck | None = None,
     on_training: Callable[[CandidateResult, dict[str, Any]], None] | None = None,
     member_logits: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    plan: EvaluationPlan | None = None,
 ) -> EvaluationResult:
     """Run the phase; return the improved ensemble and the record of every step.
 
@@ -389,11 +396,23 @@ def evaluate(
     width rule then widens the deeper member); and every member fine-tuned at every sparsity.
     Each training is reported to ``on_training`` and listed in its step's ``trainings``.
     ``member_logits`` are the search's outputs of the ensemble's members (else predicted
-    here). ``bench`` holds the outputs, fits and keep rules; a subclass may change a rule
-    (tests).
+    here). ``plan`` (``automl.budget.plan_evaluation``) says which folds, grow rules and
+    sparsities fit in the time the job's budget left; its cuts are the ``time_plan`` step, and a
+    batch that would start past the plan's time is skipped (recorded). ``bench`` holds the
+    outputs, fits and keep rules; a subclass may change a rule (tests).
     """
     started = time.perf_counter()
     ev = spec.evaluation
+    folds = plan.cv_folds if plan is not None else (ev.cv_folds if ev.cv_folds >= 2 else 0)
+    grow_rules = plan.grow if plan is not None else ev.grow
+    levels = list(plan.sparsities) if plan is not None else list(ev.sparsities)
+    deadline = (
+        started + plan.time_left_s if plan is not None and plan.time_left_s is not None else None
+    )
+
+    def out_of_time() -> bool:
+        return deadline is not None and time.perf_counter() > deadline
+
     bench = bench or _Bench(spec, data)
     executor = executor or InProcessExecutor()
     executor.start(TrainingData.from_prepared(data))
@@ -416,11 +435,27 @@ def evaluate(
     base = bench.step("baseline", "the ensemble the search chose", True, members, fit)
     record(base)
     current_metrics = base.validation_metrics
+    if plan is not None and plan.time_left_s is not None:
+        record(
+            bench.step(
+                "time_plan",
+                (
+                    "to fit the time budget: " + "; ".join(plan.cuts)
+                    if plan.cuts
+                    else f"every step fits the time budget (~{plan.estimate_s:.0f} s of "
+                    f"{plan.time_left_s:.0f} s left)"
+                ),
+                True,
+                members,
+                fit,
+                **plan.to_dict(),
+            )
+        )
 
     # batch 1: the folds of every member, and both grow rules on the last member as it is
-    cv_specs = _cv_specs(spec, members) if ev.cv_folds >= 2 else []
+    cv_specs = _cv_specs(spec, members, folds) if folds >= 2 else []
     grow: dict[str, tuple[CandidateSpec, str]] = {}
-    if ev.grow and members:
+    if grow_rules and members:
         grow = {rule: _grow_spec(spec, members[-1], rule) for rule in ("grow_depth", "grow_width")}
     results = trainings.run([*cv_specs, *(g[0] for g in grow.values())])
 
@@ -428,13 +463,13 @@ def evaluate(
     if cv_specs:
         cv_names = [c.name for c in cv_specs]
         try:
-            cv = _score_folds(spec, data, members, fit, results)
+            cv = _score_folds(spec, data, members, fit, results, folds)
         except RuntimeError as exc:
             # recorded, not fatal: the model itself does not depend on it
             record(
                 bench.step(
                     "cross_validation",
-                    f"{ev.cv_folds}-fold cross-validation failed: {exc}",
+                    f"{folds}-fold cross-validation failed: {exc}",
                     False,
                     members,
                     fit,
@@ -468,6 +503,20 @@ def evaluate(
             if rule == "grow_width" and last is not original_last:
                 unused = [cspec.name]
                 cspec, change = _grow_spec(spec, last, rule)
+                if out_of_time():
+                    record(
+                        bench.step(
+                            rule,
+                            change + " (skipped: the time budget is spent)",
+                            False,
+                            members,
+                            fit,
+                            hparams=cspec.hparams,
+                            trainings=listed(results, *unused),
+                            unused_trainings=unused,
+                        )
+                    )
+                    continue
                 results = {**results, **trainings.run([cspec])}
             res = results.get(cspec.name)
             if res is None or not res.ok:
@@ -543,9 +592,20 @@ def evaluate(
             )
 
     # batch 3: every member fine-tuned at every sparsity level at once
+    if out_of_time():
+        record(
+            bench.step(
+                "prune_weights",
+                "skipped: the time budget is spent; the model stays dense",
+                False,
+                members,
+                fit,
+            )
+        )
+        levels = []
     tune_specs = {
-        (level, m.name): _fine_tune_spec(m, level, ev.fine_tune_epochs)
-        for level in ev.sparsities
+        (level, m.name): _fine_tune_spec(m, level, ev.fine_tune_epochs, spec.candidate_timeout_s)
+        for level in levels
         for m in members
     }
     results = trainings.run(
@@ -558,7 +618,7 @@ def evaluate(
     sparsity = 0.0
     dense_metrics, dense_fit = current_metrics, fit
     chosen: tuple[list[Member], MixtureFit] | None = None
-    for level in ev.sparsities:
+    for level in levels:
         names = [tune_specs[(level, m.name)].name for m in members]
         name = f"prune_weights_{level:g}"
         change = (

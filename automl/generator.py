@@ -11,12 +11,86 @@ import logging
 from typing import Any
 
 from automl.samplers import create_sampler, is_multi_objective
-from automl.spec import SearchSpec
+from automl.spec import ConvSpace, FloatRange, SearchSpec
 from automl.training import CandidateSpec
+
+log = logging.getLogger("automl.generator")
+
+# A warm-start configuration's keys: the family, the shared training choices, and each family's
+# own (``SubnetworkBuilder.suggest``); conditional ones (decay_power, decay_rate) may be there.
+_COMMON_KEYS = ("depth", "width", "activation", "dropout", "l2", "batch_norm")
+_CONV_KEYS = ("filters", "kernel_size")
+_SHARED_KEYS = ("optimizer", "learning_rate", "schedule", "decay_power", "decay_rate", "batch_size")
 
 
 def candidate_seed(seed: int, iteration: int, index: int) -> int:
     return (seed * 1_000_003 + iteration * 1_009 + index * 7_919) % (2**31 - 1)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _in_choices(value: Any, choices: list[Any]) -> bool:
+    # True == 1 in Python; a batch_norm of 1 or a width of True is still not a choice
+    return any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in choices)
+
+
+def _in_range(value: Any, bounds: FloatRange) -> bool:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and bounds.low <= float(value) <= bounds.high
+
+
+def check_configuration(
+    spec: SearchSpec, families: list[str], hparams: dict[str, Any]
+) -> str | None:
+    """Why a warm-start configuration cannot be tried in this search, or ``None`` if it can.
+
+    It can when its family applies to the data (is in ``families``), it names no unknown
+    hyperparameter, and each value it gives lies in the spec's space: a listed choice, or
+    within a range. Keys it leaves out are sampled as usual.
+    """
+    family = hparams.get("family")
+    if family not in families:
+        return f"family {_short(family)} does not apply here (searching {', '.join(families)})"
+    space = spec.space_for(str(family))
+    own = _COMMON_KEYS + (_CONV_KEYS if isinstance(space, ConvSpace) else ())
+    unknown = [k for k in hparams if k != "family" and k not in own + _SHARED_KEYS]
+    if unknown:
+        return f"{_short(unknown[0])} is not a hyperparameter of the {family} family"
+    choices: dict[str, list[Any]] = {
+        "width": list(space.width),
+        "activation": list(space.activation),
+        "batch_norm": list(space.batch_norm),
+        "optimizer": list(spec.optimizers),
+        "schedule": list(spec.schedules),
+        "batch_size": list(spec.batch_size),
+    }
+    if isinstance(space, ConvSpace):
+        choices.update(filters=list(space.filters), kernel_size=list(space.kernel_size))
+    ranges = {
+        "dropout": space.dropout,
+        "l2": space.l2,
+        "learning_rate": spec.learning_rate,
+        "decay_power": spec.decay_power,
+        "decay_rate": spec.decay_rate,
+    }
+    for key, value in hparams.items():
+        if key in choices and not _in_choices(value, choices[key]):
+            return f"{key}={_short(value)} is not one of the spec's choices {choices[key]}"
+        if key in ranges and not _in_range(value, ranges[key]):
+            r = ranges[key]
+            return f"{key}={_short(value)} is outside the spec's range [{r.low}, {r.high}]"
+    depth = hparams.get("depth", space.depth.low)
+    if (
+        isinstance(depth, bool)
+        or not isinstance(depth, int)
+        or not space.depth.low <= depth <= space.depth.high
+    ):
+        low, high = space.depth.low, space.depth.high
+        return f"depth={_short(depth)} is outside the spec's range [{low}, {high}]"
+    return None
 
 
 class CandidateGenerator:
@@ -40,6 +114,8 @@ class CandidateGenerator:
         )
         self.multi_objective = multi
         self._trials: dict[str, Any] = {}
+        self._warm: list[dict[str, Any]] | None = None
+        self.notes: list[str] = []
 
     def _sample(self, trial: Any) -> dict[str, Any]:
         from automl.subnetworks import create_subnetwork_builder
@@ -81,8 +157,18 @@ class CandidateGenerator:
     def propose(self, iteration: int, last_member: dict[str, Any] | None) -> list[CandidateSpec]:
         """Candidates for iteration ``iteration`` (0-based) given the last chosen member's
         hyperparameters (``None`` at the start)."""
+        from automl.subnetworks import SubnetworkBuilder
+
         n = self.spec.candidates_per_iteration
         origins: list[str] = []
+        if iteration == 0:
+            # the first iteration tries the configurations history suggested before sampling;
+            # the paper's candidates need a chosen member, so they only come from iteration 1
+            for hp in self.warm_start_configurations()[:n]:
+                self.study.enqueue_trial(
+                    SubnetworkBuilder.to_trial_params(hp), skip_if_exists=False
+                )
+                origins.append("history")
         if self.spec.paper_candidates and last_member is not None:
             for origin, params in self._paper_params(last_member)[:n]:
                 self.study.enqueue_trial(params, skip_if_exists=False)
@@ -104,10 +190,35 @@ class CandidateGenerator:
                     epochs=self.spec.epochs,
                     early_stopping_patience=self.spec.early_stopping_patience,
                     origin=origin,
+                    timeout_s=self.spec.candidate_timeout_s,
                     trial_number=trial.number,
                 )
             )
         return specs
+
+    def warm_start_configurations(self) -> list[dict[str, Any]]:
+        """The spec's warm-start configurations that fit this search, in their order; each one
+        skipped gets a line in ``notes`` (and the log) saying why."""
+        if self._warm is None:
+            self._warm = []
+            total = len(self.spec.warm_start_configurations)
+            for i, hp in enumerate(self.spec.warm_start_configurations):
+                why = check_configuration(self.spec, self.families, hp)
+                if why is None:
+                    self._warm.append(dict(hp))
+                    continue
+                note = f"warm-start configuration {i + 1} of {total} skipped: {why}"
+                self.notes.append(note)
+                log.warning(note)
+            extra = len(self._warm) - self.spec.candidates_per_iteration
+            if extra > 0:
+                note = (
+                    f"{extra} warm-start configuration(s) left out: iteration 0 has "
+                    f"{self.spec.candidates_per_iteration} candidates"
+                )
+                self.notes.append(note)
+                log.info(note)
+        return self._warm
 
     def sampler_state(self) -> dict[str, Any] | None:
         """What the sampler learned, JSON-serialisable: the ``rl`` controller's policy

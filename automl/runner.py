@@ -263,12 +263,23 @@ def finish(
 
     The phase's trainings run on ``executor`` (in this process by default); what stays here is
     fitting mixture weights, predicting, and building and exporting the final model."""
+    from automl.budget import export_reserve, plan_evaluation
     from automl.evaluation import evaluate
     from automl.export import export_savedmodel, model_card, prediction_latency
     from automl.model import build_ensemble_model, data_info
 
+    finish_started = time.perf_counter()
     spec, data = result.spec, result.data
     ensemble, evaluation = result.ensemble, None
+    plan = None
+    if spec.time_budget_s is not None and result.budget_left_s is not None:
+        # what is left of the whole job's budget, less the final model and its exports
+        plan = plan_evaluation(
+            spec,
+            result.timing,
+            len(result.ensemble.members),
+            max(0.0, result.budget_left_s - export_reserve(spec.time_budget_s)),
+        )
     if spec.evaluation.enabled:
         evaluation = evaluate(
             spec,
@@ -279,6 +290,7 @@ def finish(
             should_stop=should_stop,
             on_training=on_training,
             member_logits=result.member_logits,
+            plan=plan,
         )
         ensemble = FinalEnsemble(evaluation.members, evaluation.fit, result.ensemble.strategy)
     info = data_info(data)
@@ -288,6 +300,15 @@ def finish(
     assert data.x_test_raw is not None
     latency = prediction_latency(model, data.x_test_raw)
     report = build_report(result, model, test_metrics, members_eval, ensemble, evaluation, latency)
+    if spec.time_budget_s is not None:
+        spent = spec.time_budget_s - (result.budget_left_s or 0.0)
+        report["budget"] = {
+            "time_budget_s": spec.time_budget_s,
+            "search_s": round(spent, 1),
+            "evaluation_and_model_s": round(time.perf_counter() - finish_started, 1),
+            "stop_detail": result.stop_detail,
+            "evaluation_plan": plan.to_dict() if plan is not None else None,
+        }
     path = None
     if out_dir is not None:
         path = Path(out_dir)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from automl.budget import Timing, may_start_iteration
 from automl.complexity import SubnetworkShape, create_complexity_measure
 from automl.data import PreparedData
 from automl.ensemble import (
@@ -142,6 +143,11 @@ class SearchResult:
     member_logits: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
     # the sampler's own state where it has one (the rl controller's policy), for the report
     sampler_state: dict[str, Any] | None = None
+    # with spec.time_budget_s: the seconds left of it when the search stopped, and what the
+    # search measured (to plan the evaluation phase in what is left)
+    budget_left_s: float | None = None
+    timing: Timing | None = None
+    stop_detail: str = ""  # why the budget stopped it, in words
 
 
 @dataclass
@@ -439,13 +445,21 @@ class AdaNetSearch:
         stop_reason = "no_improvement" if state.finished else "max_iterations"
         consecutive_failures = 0
         first = len(iterations)
+        self.budget_note = ""
         for t in range(first, spec.max_iterations if not state.finished else first):
-            if (
-                spec.time_budget_s is not None
-                and spent_before + time.perf_counter() - started > spec.time_budget_s
-            ):
-                stop_reason = "time_budget"
-                break
+            if spec.time_budget_s is not None:
+                spent = spent_before + time.perf_counter() - started
+                fits, why = may_start_iteration(
+                    spec.time_budget_s,
+                    spent,
+                    self._timing(iterations),
+                    len(state.current) + 1,
+                    spec,
+                )
+                if spent > spec.time_budget_s or not fits:
+                    stop_reason = "time_budget"
+                    self.budget_note = why or f"the {spec.time_budget_s:g} s budget is spent"
+                    break
             it_started = time.perf_counter()
             record = IterationRecord(iteration=t, previous_objective=state.current_fit.objective)
             specs = generator.propose(t, state.last_member)
@@ -570,9 +584,33 @@ class AdaNetSearch:
             wall_s=time.perf_counter() - started,
             member_logits={m: self._logits[m] for m in state.current},
             sampler_state=generator.sampler_state(),
+            budget_left_s=(
+                None
+                if spec.time_budget_s is None
+                else spec.time_budget_s - spent_before - (time.perf_counter() - started)
+            ),
+            timing=self._timing(iterations),
+            stop_detail=self.budget_note,
         )
         self.cb.on_search_end(outcome)
         return outcome
+
+    def _timing(self, iterations: list[IterationRecord]) -> Timing | None:
+        """How long candidates and iterations took so far (None before the first)."""
+        durations = [
+            c.duration_s
+            for it in iterations
+            for c in it.candidates
+            if c.state != "failed" and c.duration_s
+        ]
+        walls = [it.duration_s for it in iterations if it.duration_s]
+        if not durations or not walls:
+            return None
+        return Timing(
+            candidate_s=float(np.mean(durations)),
+            iteration_s=float(np.mean(walls)),
+            parallel=self.executor.parallelism,
+        )
 
     @staticmethod
     def _summarise(rec: CandidateRecord, ensembles: list[EnsembleRecord]) -> None:

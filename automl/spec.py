@@ -7,6 +7,7 @@ before any training with the field path and the allowed values.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,8 +24,17 @@ SamplerName = Literal["tpe", "random", "nsga2", "rl"]
 FAMILIES: tuple[str, ...] = ("dense", "conv1d", "conv2d")
 
 
+# Deeper subnetworks than this are refused: a depth range is sampled as given, and a range up
+# to millions of layers would build a model that never finishes (nor fails) on a worker.
+MAX_DEPTH = 32
+
+# Warm-start configurations a spec may carry: more than a few iterations' worth are never tried.
+MAX_WARM_START = 20
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # NaN and infinity are refused: no setting means them, and JSON cannot carry them back
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class IntRange(_Model):
@@ -82,6 +92,20 @@ class DenseSpace(_Model):
         if any(v < 1 or v > 4096 for v in values):
             raise ValueError("every width must be between 1 and 4096")
         return values
+
+    @field_validator("depth")
+    @classmethod
+    def _depth(cls, value: IntRange) -> IntRange:
+        if value.high > MAX_DEPTH:
+            raise ValueError(f"high ({value.high}) must be at most {MAX_DEPTH} layers")
+        return value
+
+    @field_validator("dropout")
+    @classmethod
+    def _dropout(cls, value: FloatRange) -> FloatRange:
+        if value.high >= 1:
+            raise ValueError(f"high ({value.high}) must be below 1: a rate of 1 drops every unit")
+        return value
 
 
 class ConvSpace(DenseSpace):
@@ -193,6 +217,19 @@ class SearchSpec(_Model):
     paper_candidates: bool = Field(
         True, description="propose the paper's two candidates: as deep as the last member, +1"
     )
+    warm_start: bool = Field(
+        False,
+        description="start from the owner's history: the service fills "
+        "warm_start_configurations with the best past configurations on similar data",
+    )
+    warm_start_configurations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=MAX_WARM_START,
+        description="hyperparameter dicts (as a candidate's hparams: family, depth, width, "
+        "optimizer...) tried first in iteration 0 with origin 'history'; one that does not fit "
+        "the data's families or this spec's space is skipped with a note; missing keys are "
+        "sampled",
+    )
     lambda_: float = Field(0.01, alias="lambda", ge=0, le=100)
     beta: float = Field(0.001, ge=0, le=100)
     complexity_measure: str = "sqrt_depth"
@@ -210,7 +247,18 @@ class SearchSpec(_Model):
     sampler: SamplerName = "tpe"
     max_consecutive_failures: int = Field(3, ge=1, le=1000)
     time_budget_s: float | None = Field(
-        None, gt=0, description="start no new iteration after this many seconds"
+        None,
+        gt=0,
+        description="seconds for the whole job (search, evaluation phase, final model and "
+        "export): an iteration starts only if the smallest evaluation phase still fits after "
+        "it, and the phase cuts folds, sparsity levels and grow rules to fit what is left",
+    )
+    candidate_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        le=7 * 86400,
+        description="a training still running after this many seconds is stopped and recorded "
+        "as failed (timeout); the search goes on",
     )
     test_fraction: float = Field(0.2, gt=0, lt=0.9)
     validation_fraction: float = Field(0.15, gt=0, lt=0.9)
@@ -226,6 +274,29 @@ class SearchSpec(_Model):
     @classmethod
     def _families(cls, values: list[str] | None) -> list[str] | None:
         return None if values is None else _non_empty(values)
+
+    @field_validator("warm_start_configurations")
+    @classmethod
+    def _configurations(cls, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # only the shape here: whether a configuration fits the data and the space is known
+        # when the search starts, which skips (and notes) one that does not
+        for i, hp in enumerate(values):
+            if not isinstance(hp.get("family"), str):
+                raise ValueError(f"configuration {i} needs a 'family' (e.g. \"dense\")")
+            if len(hp) > 32:
+                raise ValueError(f"configuration {i} has {len(hp)} keys; at most 32")
+            for key, value in hp.items():
+                if len(key) > 64 or "\x00" in key:
+                    raise ValueError(f"configuration {i}: {key[:64]!r} is not a hyperparameter")
+                finite = not isinstance(value, float) or math.isfinite(value)
+                # names of choices (relu, adam, cosine) are short and plain
+                text_ok = not isinstance(value, str) or (len(value) <= 64 and "\x00" not in value)
+                if not isinstance(value, str | int | float | bool) or not finite or not text_ok:
+                    raise ValueError(
+                        f"configuration {i}: {key!r} must be a number, a string of at most 64 "
+                        "characters or a boolean (one hyperparameter value)"
+                    )
+        return values
 
     @field_validator("batch_size")
     @classmethod

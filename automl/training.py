@@ -50,6 +50,8 @@ class CandidateSpec:
     fold: int | None = None
     fold_seed: int = 0
     sparsity: float | None = None
+    # a training still running after this many seconds is stopped and fails as "timeout"
+    timeout_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,13 +109,29 @@ class CandidateResult:
     # how many times a worker started training it (an executor retries a candidate whose
     # worker died); 0 when no worker could ever take it
     attempts: int = 1
-    # of a failed candidate: "training" (its own code raised) or "infrastructure" (its worker
-    # or node was lost, or no worker could be placed); None while it has not failed
+    # of a failed candidate: "training" (its own code raised), "timeout" (it ran past its
+    # timeout_s), "out_of_memory" (it exhausted memory) — each the candidate's own failure —
+    # or "infrastructure" (its worker or node was lost, or no worker could be placed); None
+    # while it has not failed
     failure_kind: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.state in ("completed", "stopped_early")
+
+
+class CandidateTimeoutError(Exception):
+    """A training ran past its spec's ``timeout_s``."""
+
+
+def failure_kind_of(exc: BaseException) -> str:
+    """What a training's exception says about why it failed."""
+    if isinstance(exc, CandidateTimeoutError):
+        return "timeout"
+    names = {c.__name__ for c in type(exc).__mro__}
+    if names & {"MemoryError", "ResourceExhaustedError", "OutOfMemoryError"}:
+        return "out_of_memory"
+    return "training"
 
 
 def node_name() -> str:
@@ -231,14 +249,35 @@ def train_candidate(
         return _train(spec, data, on_epoch, started)
     except SearchCancelledError:
         raise
-    except Exception:  # noqa: BLE001 - a worker reports every failure as data
+    except Exception as exc:  # noqa: BLE001 - a worker reports every failure as data
         return CandidateResult(
             spec=spec,
             state="failed",
             duration_s=time.perf_counter() - started,
             node=node_name(),
             error=traceback.format_exc(),
+            failure_kind=failure_kind_of(exc),
         )
+
+
+def _deadline(spec: CandidateSpec, started: float) -> list[Any]:
+    """A callback that stops the training once it has run ``spec.timeout_s`` seconds (checked
+    after every batch; an executor that can kill its worker also enforces it from outside)."""
+    if not spec.timeout_s:
+        return []
+    import keras
+
+    limit = float(spec.timeout_s)
+
+    class Deadline(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if time.perf_counter() - started > limit:
+                raise CandidateTimeoutError(
+                    f"{spec.name} was still training after {limit:g} s "
+                    "(candidate_timeout_s); stopped"
+                )
+
+    return [Deadline()]
 
 
 def _train(
@@ -272,7 +311,7 @@ def _train(
         metrics=["accuracy"] if data.task == "classification" else ["mae"],
     )
 
-    callbacks: list[Any] = [keras.callbacks.TerminateOnNaN()]
+    callbacks: list[Any] = [keras.callbacks.TerminateOnNaN(), *_deadline(spec, started)]
     if spec.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -375,7 +414,7 @@ def _fine_tune(
             batch_size=int(hp["batch_size"]),
             epochs=spec.epochs,
             verbose=0,
-            callbacks=[HoldMask()],
+            callbacks=[HoldMask(), *_deadline(spec, started)],
             class_weight=data.class_weights,
         )
     train_s = time.perf_counter() - train_started

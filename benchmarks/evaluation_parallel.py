@@ -73,7 +73,10 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
             outcome = finish(
-                result, Path(out), executor=exe, on_training=lambda r, rec: trainings.append(rec)
+                result,
+                Path(out),
+                executor=exe,
+                on_training=lambda _r, rec, t=trainings: t.append(rec),
             )
             total_s = time.perf_counter() - started
         ev = outcome.report["evaluation"]

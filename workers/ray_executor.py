@@ -30,6 +30,9 @@ _started_local = False
 DEFAULT_MAX_RETRIES = 2
 # a new worker is placed and imports TensorFlow in seconds; minutes mean it has no place
 DEFAULT_PLACEMENT_TIMEOUT_S = 180.0
+# a training past its timeout_s stops itself after its next batch; past this multiple (+10 s)
+# it is stuck, and its worker is killed
+TIMEOUT_GRACE = 1.5
 
 
 def _ray_env() -> None:
@@ -144,6 +147,18 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether Ray stopped the work for exhausting memory: an ``OutOfMemoryError`` for a task,
+    or an actor's death whose cause says the node ran low on memory."""
+    from ray.exceptions import OutOfMemoryError
+
+    if isinstance(exc, OutOfMemoryError):
+        return True
+    # the raylet's words for a worker its memory monitor killed (a plain death's message also
+    # names the kernel's OOM killer among possible causes: that is not evidence)
+    return "running low on memory" in str(exc).lower()
+
+
 def _kill(pool: list[Any], actor: Any) -> None:
     import ray
 
@@ -165,6 +180,7 @@ class _Attempt:
     node: str = ""  # where it last ran
     lost: str = ""  # why its last worker was lost
     started: float | None = None
+    attempt_started: float = 0.0  # when its current attempt started (monotonic)
 
 
 class RayExecutor(Executor):
@@ -214,6 +230,10 @@ class RayExecutor(Executor):
         ensure_ray(self.address)
         self._set_slots(int(check_feasible(self.resources)["slots"]))
         self._data_ref = ray.put(data)  # once per search, shared by every candidate
+
+    @property
+    def parallelism(self) -> int:
+        return max(1, self._slots)
 
     def _set_slots(self, slots: int) -> None:
         self._slots = min(slots, self.max_parallel) if self.max_parallel else slots
@@ -351,6 +371,7 @@ class RayExecutor(Executor):
                     att.attempts += 1
                     att.node = node
                     att.started = att.started or time.perf_counter()
+                    att.attempt_started = time.monotonic()
                     ref = actor.train.remote(
                         att.spec.to_dict(),
                         self._data_ref,
@@ -407,6 +428,19 @@ class RayExecutor(Executor):
                     except Exception as exc:  # noqa: BLE001 - the worker or its node was lost
                         self._release(actor, dead=True)
                         ours.remove(actor)
+                        if _out_of_memory(exc):
+                            # Ray's memory monitor killed it (the error or the actor's death
+                            # says so): the candidate's own doing, it would do it again anywhere
+                            yield CandidateResult(
+                                spec=att.spec,
+                                state="failed",
+                                duration_s=time.perf_counter() - (att.started or 0.0),
+                                node=node,
+                                error=f"it ran out of memory and Ray stopped it: {_why(exc)}",
+                                attempts=att.attempts,
+                                failure_kind="out_of_memory",
+                            )
+                            continue
                         att.lost = _why(exc)
                         if att.attempts <= self.max_retries:
                             pending.appendleft(att)  # on another worker, made in its place
@@ -424,6 +458,25 @@ class RayExecutor(Executor):
                         result.failure_kind = "training"
                     yield result
                 now = time.monotonic()
+                for ref, (att, actor, node) in list(inflight.items()):
+                    # the training stops itself after timeout_s; one stuck inside a single
+                    # step (or hung) is stopped from here, its worker killed, after a grace
+                    limit = att.spec.timeout_s
+                    if limit and now - att.attempt_started > limit * TIMEOUT_GRACE + 10:
+                        del inflight[ref]
+                        self._release(actor, dead=True)
+                        ours.remove(actor)
+                        yield CandidateResult(
+                            spec=att.spec,
+                            state="failed",
+                            duration_s=time.perf_counter() - (att.started or 0.0),
+                            node=node,
+                            error=f"{att.spec.name} was still training after {limit:g} s "
+                            "(candidate_timeout_s) and did not stop itself; its worker was "
+                            "killed",
+                            attempts=att.attempts,
+                            failure_kind="timeout",
+                        )
                 others_working = bool(starting) and self._others_working(ours)
                 for probe, (actor, since) in list(starting.items()):
                     if others_working:

@@ -15,6 +15,7 @@ from api.errors import ConflictError, NotFoundError, PayloadTooLargeError, Unpro
 from api.limits import too_large_message
 from api.models import Dataset, new_id
 from api.repositories import DatasetRepository
+from api.services.quotas import QuotaService
 from automl.data import load_csv, load_npz
 from automl.errors import ColumnTypeError, DataError
 
@@ -50,6 +51,19 @@ class DatasetService:
         """Check and store an upload. ``column_types`` is the form field as sent: a JSON object
         ``{"col": "numeric" | "categorical" | "ignore"}`` overriding the detected types of a
         CSV's columns; a bad one is a 422 naming ``column_types.<col>``."""
+        QuotaService.of(self.repo.s).check_upload(owner, stream)  # 429 past the daily quota
+        for field, what, value in (
+            ("file", "the file name", filename),
+            ("label", "label", label),
+            ("task", "task", task),
+            ("name", "name", name),
+            ("column_types", "column_types", column_types),
+        ):
+            # PostgreSQL cannot store a NUL in text (a 500 there); no name or label needs one
+            if value is not None and "\x00" in value:
+                raise UnprocessableError(
+                    f"{what} holds a NUL character (\\x00); remove it", field=field
+                )
         lower = filename.lower()
         fmt = "npz" if lower.endswith(".npz") else "csv" if lower.endswith(".csv") else None
         if fmt is None:
@@ -118,6 +132,7 @@ class DatasetService:
                 path=self.store.relative(path),
             )
             self.repo.add(row)
+            self.repo.add_upload(owner, len(content))  # in the same transaction as the row
         except BaseException:
             remove_file()  # the row did not make it: neither does the file
             raise

@@ -13,6 +13,8 @@ from api.errors import ConflictError, NotFoundError, UnprocessableError
 from api.models import Job, JobState, utcnow
 from api.repositories import DatasetRepository, EventRepository, JobRepository
 from api.schemas import JobCreate, JobPublic, Progress
+from api.services.history import HistoryService
+from api.services.quotas import QuotaService
 from automl.data import builtin_kind
 from automl.errors import SpecError, UnknownDatasetError
 
@@ -35,6 +37,7 @@ class JobService:
         self.default_executor = default_executor
 
     def create(self, owner: str, body: JobCreate) -> Job:
+        QuotaService.of(self.s).check_job(owner)
         if body.dataset is not None:
             try:
                 kind = builtin_kind(body.dataset)
@@ -47,19 +50,25 @@ class JobService:
                 raise NotFoundError(f"dataset {body.dataset_id!r} not found", field="dataset_id")
             kind = _kind_of_shape(ds.input_shape)
         try:
-            body.spec.resolve_families(kind)
+            families = body.spec.resolve_families(kind)
         except SpecError as exc:
             raise UnprocessableError(str(exc), field="spec.families") from None
+        # a warm start's configurations go into the stored spec: resume and replay need no more
+        spec, warm = HistoryService(self.s).warm_start(
+            owner, body.spec, body.dataset_id, body.dataset, families
+        )
         job = Job(
             owner=owner,
             dataset_id=body.dataset_id,
             builtin_dataset=body.dataset,
-            spec=body.spec.to_dict(),
+            spec=spec.to_dict(),
             executor=body.executor or self.default_executor,
             state=JobState.queued,
         )
         self.repo.add(job)
         self.events.add(job.id, "state", "job queued", state="queued")
+        if warm is not None:
+            self.events.add(job.id, "info", warm.message, warm_start=warm.data())
         return job
 
     def get(self, owner: str, job_id: str) -> Job:
@@ -112,6 +121,8 @@ class JobService:
     def resume(self, owner: str, job_id: str) -> Job:
         job = self.get(owner, job_id)
         resumable = [JobState.failed, JobState.cancelled]
+        if job.state in resumable:  # queued again, it counts against the owner's job quota
+            QuotaService.of(self.s).check_job(owner)
         if job.state not in resumable or not self.repo.transition(
             job.id,
             resumable,
@@ -174,6 +185,14 @@ def job_public(job: Job) -> JobPublic:
             candidates_done=job.candidates_done,
             candidates_total=job.candidates_total,
             best_objective=job.best_objective,
+            time_budget_s=spec.get("time_budget_s"),
+            time_left_s=(
+                max(0.0, float(spec["time_budget_s"]) - elapsed)
+                if spec.get("time_budget_s") is not None
+                and elapsed is not None
+                and job.finished_at is None
+                else None
+            ),
         ),
         stop_reason=job.stop_reason,
         error=job.error,

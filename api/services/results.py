@@ -61,6 +61,16 @@ def elapsed_s(job: Job) -> float | None:
     return max(0.0, (_aware(end) - _aware(job.started_at)).total_seconds())
 
 
+def time_left_s(job: Job) -> float | None:
+    """Seconds of the spec's time budget left while the job runs (None without a budget or
+    once it finished)."""
+    budget = (job.spec or {}).get("time_budget_s")
+    elapsed = elapsed_s(job)
+    if budget is None or elapsed is None or job.finished_at is not None:
+        return None
+    return max(0.0, float(budget) - elapsed)
+
+
 def headline_metric(result: dict[str, Any] | None) -> tuple[str, float] | None:
     metrics = (result or {}).get("test_metrics") or {}
     for name in HEADLINE_METRICS:
@@ -98,6 +108,7 @@ class JobSummary:
     error: str | None
     cancel_requested: bool
     actions: list[str]
+    time_left_s: float | None = None  # of the spec's time budget, while the job runs
 
     @property
     def finished(self) -> bool:
@@ -133,6 +144,7 @@ class JobSummary:
             "error": self.error,
             "cancel_requested": self.cancel_requested,
             "elapsed_s": self.elapsed_s,
+            "time_left_s": self.time_left_s,
             "actions": self.actions,
             "version": version,
         }
@@ -241,6 +253,7 @@ class ResultService:
             best_objective=job.best_objective,
             test_metric=headline_metric(job.result),
             elapsed_s=elapsed_s(job),
+            time_left_s=time_left_s(job),
             created_at=job.created_at,
             stop_reason=job.stop_reason,
             error=job.error,

@@ -30,7 +30,7 @@ NUMBER_FIELDS = (
 )
 LIST_FIELDS = ("families", "optimizers")
 CHOICE_FIELDS = ("sampler",)
-FORM_FIELDS = (*NUMBER_FIELDS, *LIST_FIELDS, *CHOICE_FIELDS, "evaluation")
+FORM_FIELDS = (*NUMBER_FIELDS, *LIST_FIELDS, *CHOICE_FIELDS, "evaluation", "warm_start")
 MAX_PREDICT_ROWS = 10_000
 
 
@@ -120,6 +120,9 @@ def job_body(form: Mapping[str, Any]) -> tuple[dict[str, Any], FieldErrors]:
             **(current if isinstance(current, dict) else {}),
             "enabled": evaluation == "on",
         }
+    if str(form.get("warm_start") or "") == "on":
+        # the service fills the configurations from the owner's history (the spec's own win)
+        spec["warm_start"] = True
     body["spec"] = spec
     return body, errors
 

@@ -15,13 +15,14 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from api.auth import find_key
 from api.deps import CodecDep, SessionDep, SessionOwnerDep, StateDep
 from api.errors import APIError, ConflictError, UnprocessableError
 from api.models import JobState
-from api.repositories import ApiKeyRepository
 from api.routes.results import CandidateSort, CandidateStateQ
 from api.schemas import JobCreate
 from api.services.datasets import DatasetService
+from api.services.history import HistoryService
 from api.services.jobs import JobService
 from api.services.models import ModelService
 from api.services.results import PAGE_SIZES, ResultService
@@ -60,7 +61,7 @@ NOTICES = {
 }
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam")
 FAMILIES = ("dense", "conv1d", "conv2d")
-SAMPLERS = ("tpe", "random", "nsga2")
+SAMPLERS = ("tpe", "random", "nsga2", "rl")
 # Lax, not Strict: a link to a job from elsewhere (a chat, an e-mail) opens signed in; every
 # state change is a POST, which Lax never sends from another site, and each also needs the
 # CSRF token.
@@ -118,7 +119,12 @@ def _datasets(session: SessionDep, state: StateDep) -> DatasetService:
     return DatasetService(session, state.store, state.settings.max_upload_bytes)
 
 
+def _history(session: SessionDep) -> HistoryService:
+    return HistoryService(session)
+
+
 Jobs = Annotated[JobService, Depends(_jobs)]
+Histories = Annotated[HistoryService, Depends(_history)]
 Results = Annotated[ResultService, Depends(_results)]
 Models = Annotated[ModelService, Depends(_models)]
 Datasets = Annotated[DatasetService, Depends(_datasets)]
@@ -165,9 +171,7 @@ def signin(
     pre = request.cookies.get(PRE_SESSION_COOKIE)
     if not codec.csrf_ok(pre, csrf):
         raise CrossSiteRequestError("the sign-in form is stale; reload the page and try again")
-    from api.auth import hash_key
-
-    row = ApiKeyRepository(session).find_active(hash_key(key.strip())) if key.strip() else None
+    row = find_key(session, key.strip()) if key.strip() else None
     if row is None:
         return render(
             request,
@@ -232,9 +236,14 @@ def _new_job_context(
     datasets: DatasetService,
     values: dict[str, Any],
     errors: forms.FieldErrors | None = None,
+    history: HistoryService | None = None,
 ) -> dict[str, Any]:
     uploads, _ = datasets.list(owner, 500, 0)
+    # the warm-start checkbox, and per dataset how many past configurations it would draw on
+    warm_counts, warm_names = history.new_job_choices(owner, uploads) if history else ({}, {})
     return {
+        "warm_counts": warm_counts,
+        "warm_names": warm_names,
         "builtins": builtin_datasets(),
         "uploads": uploads,
         "values": values,
@@ -251,18 +260,22 @@ def new_job_page(
     request: Request,
     owner: PageOwner,
     datasets: Datasets,
+    history: Histories,
     dataset: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     values = {"dataset": dataset or "builtin:digits", "spec": "{}", "evaluation": ""}
-    return render(request, "new_job.html", _new_job_context(owner, datasets, values))
+    context = _new_job_context(owner, datasets, values, history=history)
+    return render(request, "new_job.html", context)
 
 
 @router.post("/jobs/new")
 async def create_job_from_form(
-    request: Request, owner: FormOwner, jobs: Jobs, datasets: Datasets
+    request: Request, owner: FormOwner, jobs: Jobs, datasets: Datasets, history: Histories
 ) -> Response:
     form = await request.form()
-    values: dict[str, Any] = {k: form.get(k) for k in ("dataset", "spec", "evaluation")}
+    values: dict[str, Any] = {
+        k: form.get(k) for k in ("dataset", "spec", "evaluation", "warm_start")
+    }
     for name in forms.NUMBER_FIELDS + forms.CHOICE_FIELDS:
         values[name] = form.get(name)
     for name in forms.LIST_FIELDS:
@@ -285,7 +298,7 @@ async def create_job_from_form(
     return render(
         request,
         "new_job.html",
-        _new_job_context(owner, datasets, values, errors),
+        _new_job_context(owner, datasets, values, errors, history),
         status_code=422,
     )
 

@@ -110,6 +110,27 @@ def _csv_rows(text: str) -> list[list[str]]:
     return [r for r in rows if r and any(cell.strip() for cell in r)]
 
 
+# separators that spreadsheets write instead of commas (";" where the comma is the decimal mark)
+_OTHER_SEPARATORS = {";": "';' (semicolons)", "\t": "tabs", "|": "'|' (pipes)"}
+
+
+def _check_separator(header: list[str]) -> None:
+    """Refuse a file whose header is one column holding another separator, with a hint.
+
+    Reading it with that separator instead would guess at the numbers too: a file separated by
+    semicolons usually writes decimals with a comma ("1,5"), which would then be text.
+    """
+    if len(header) != 1:
+        return
+    for sep, words in _OTHER_SEPARATORS.items():
+        if sep in header[0]:
+            raise DataFormatError(
+                f"the CSV header is one column, {header[0]!r}: the file looks separated by "
+                f"{words}, not commas; save it as CSV with commas as the separator (and dots as "
+                "the decimal mark)"
+            )
+
+
 def _check_header(header: list[str]) -> None:
     """Refuse repeated column names: the label would be taken from one column of that name and
     the other would become a feature, leaking the label into the inputs."""
@@ -155,12 +176,19 @@ def load_csv(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DataFormatError("the CSV file is not UTF-8 text") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DataFormatError(
+            f"the CSV file holds a NUL character (line {line}); a CSV is plain text — this looks "
+            "like a binary file, or text saved as UTF-16: save it as UTF-8"
+        )
     rows = _csv_rows(text)
     if not rows:
         raise EmptyDataError(
             "the CSV file is empty; it needs a header row and at least one data row"
         )
     header = [h.strip() for h in rows[0]]
+    _check_separator(header)
     _check_header(header)
     if label not in header:
         raise LabelColumnNotFoundError(

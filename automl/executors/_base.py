@@ -35,6 +35,11 @@ class Executor(abc.ABC):
 
     name: str = ""
 
+    @property
+    def parallelism(self) -> int:
+        """How many candidates it trains at once (what time estimates divide by)."""
+        return 1
+
     def start(self, data: TrainingData) -> None:
         self._data = data
 

@@ -114,7 +114,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return dict(
+        """The server's environment; ``extra_env`` may override any of these settings."""
+        env = dict(
             os.environ,
             AUTOML_DATABASE_URL=self.db_url,
             AUTOML_ARTIFACT_DIR=str(self.workdir / "artifacts"),
@@ -128,8 +129,8 @@ class Server:
             TF_CPP_MIN_LOG_LEVEL="3",
             RAY_USAGE_STATS_ENABLED="0",
             PYTHONUNBUFFERED="1",
-            **self.extra_env,
         )
+        return env | self.extra_env
 
     def start(self, timeout: float = 120) -> Server:
         n = len(list(self.workdir.glob("server-*.log")))

@@ -53,7 +53,9 @@ def iris() -> PreparedData:
 
 def _spec(**overrides: object) -> SearchSpec:
     return SearchSpec.from_dict(
-        tiny_spec_dict(max_iterations=1, candidates_per_iteration=3, epochs=20, **overrides)
+        tiny_spec_dict(
+            **{"max_iterations": 1, "candidates_per_iteration": 3, "epochs": 20, **overrides}
+        )
     )
 
 
@@ -93,3 +95,36 @@ def test_an_iteration_lost_entirely_to_the_cluster_stops_the_search_with_the_rea
     with pytest.raises(SearchAbortedError, match="3 of 3 were lost to the cluster") as info:
         AdaNetSearch(_spec(), iris, LossyExecutor(3, "infrastructure")).run()
     assert "infrastructure failure of" in str(info.value)
+
+
+def test_a_candidate_past_its_timeout_fails_as_timeout_with_the_reason(
+    iris: PreparedData,
+) -> None:
+    """candidate_timeout_s: a training still running is stopped after its next batch and
+    recorded as failed (kind timeout, the reason in its error); timeouts count like training
+    failures, so a search whose every candidate times out stops with the reason rather than
+    running on."""
+    from automl.generator import CandidateGenerator
+    from automl.search import SearchCallback
+    from automl.training import TrainingData
+
+    spec = _spec(epochs=1000, candidate_timeout_s=0.5)
+    first = CandidateGenerator(spec, spec.resolve_families(iris.dataset.kind)).propose(0, None)[0]
+    assert first.timeout_s == 0.5  # the spec's limit travels with every candidate
+    res = train_candidate(first, TrainingData.from_prepared(iris))
+    assert res.state == "failed" and res.failure_kind == "timeout", res.error
+    assert "candidate_timeout_s" in (res.error or "")
+    assert res.duration_s < 60  # stopped, not run to its 1000 epochs
+
+    class Records(SearchCallback):
+        def __init__(self) -> None:
+            self.records: list[object] = []
+
+        def on_candidate_end(self, record: object) -> None:
+            self.records.append(record)
+
+    seen = Records()
+    with pytest.raises(SearchAbortedError, match="max_consecutive_failures"):
+        AdaNetSearch(spec, iris, callbacks=[seen]).run()
+    kinds = [getattr(r, "failure_kind", None) for r in seen.records]
+    assert kinds == ["timeout"] * 3, kinds

@@ -217,6 +217,9 @@
     setField("candidates", job.candidates_done + " of " + job.candidates_total + " trained");
     setField("best_objective", num(job.best_objective));
     setField("elapsed", duration(job.elapsed_s));
+    if (job.time_left_s !== null && job.time_left_s !== undefined) {
+      setField("time_left", duration(job.time_left_s) + " of the budget");
+    }
     setField("stop_reason", job.stop_reason || "–");
     setField("error", job.error || "");
     all('[data-box="error"]').forEach(function (el) { el.hidden = !job.error; });

@@ -1,0 +1,167 @@
+"""The whole-job time budget: plan the search's iterations and the evaluation phase to fit.
+
+``spec.time_budget_s`` bounds the whole job — search, evaluation phase, final model and export.
+The search starts an iteration only if, after it, there is still time for the smallest
+evaluation phase and the export; the phase then picks the largest plan that fits in what is
+left: every step as the spec asks, else fewer sparsity levels, fewer cross-validation folds,
+no grow rules, no cross-validation — each cut recorded with the reason. Estimates come from what
+the search measured: how long its candidates took to train and how many trained at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# the final model, its test metrics, latency and exports (SavedModel, Keras, JSON) take seconds
+# on 2 cores; a floor and a share of the budget are kept for them
+EXPORT_RESERVE_S = 15.0
+EXPORT_RESERVE_SHARE = 0.03
+
+
+@dataclass
+class Timing:
+    """What the search measured: the mean seconds a candidate took, the mean wall time of an
+    iteration, and how many candidates trained at once."""
+
+    candidate_s: float
+    iteration_s: float
+    parallel: int = 1
+
+
+@dataclass
+class EvaluationPlan:
+    """The evaluation steps to run: the folds, whether to grow, which sparsities; and what was
+    cut from the spec's phase to fit the time left, each with its reason."""
+
+    cv_folds: int
+    grow: bool
+    sparsities: list[float]
+    estimate_s: float
+    time_left_s: float | None
+    cuts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cv_folds": self.cv_folds,
+            "grow": self.grow,
+            "sparsities": self.sparsities,
+            "estimate_s": round(self.estimate_s, 1),
+            "time_left_s": None if self.time_left_s is None else round(self.time_left_s, 1),
+            "cuts": self.cuts,
+        }
+
+
+def export_reserve(budget_s: float) -> float:
+    return EXPORT_RESERVE_S + EXPORT_RESERVE_SHARE * budget_s
+
+
+def _rounds(trainings: int, parallel: int) -> int:
+    return math.ceil(trainings / max(1, parallel)) if trainings > 0 else 0
+
+
+def estimate_evaluation(
+    timing: Timing,
+    members: int,
+    cv_folds: int,
+    grow: bool,
+    sparsities: int,
+    epochs: int,
+    fine_tune_epochs: int,
+) -> float:
+    """Seconds the phase should take: its trainings in batches of ``timing.parallel``.
+
+    A fold trains on (k−1)/k of the training and validation rows (about the training split's
+    size: counted as one candidate); a grown member as one candidate, and the wider one again
+    when the deeper was kept (counted); a fine-tune as ``fine_tune_epochs / epochs`` of one.
+    """
+    per = timing.candidate_s
+    folds = cv_folds if cv_folds >= 2 else 0
+    first = folds * members + (2 if grow else 0)
+    total = _rounds(first, timing.parallel) * per
+    if grow:
+        total += per  # the width rule again on a kept deeper member
+    tune = per * max(fine_tune_epochs, 0.5) / max(epochs, 1)
+    total += _rounds(sparsities * members, timing.parallel) * tune
+    return total
+
+
+def smallest_evaluation(timing: Timing, members: int, epochs: int, fine_tune_epochs: int) -> float:
+    """The phase cut to its least: one sparsity level, no folds, no grow rules."""
+    return estimate_evaluation(timing, members, 0, False, 1, epochs, fine_tune_epochs)
+
+
+def may_start_iteration(
+    budget_s: float, spent_s: float, timing: Timing | None, members_after: int, spec: Any
+) -> tuple[bool, str]:
+    """Whether one more iteration fits: after it, the smallest evaluation phase and the export
+    must still fit in the budget. Before the first iteration there is nothing to go by: it
+    starts (a job must have a model)."""
+    if timing is None:
+        return True, ""
+    ev = spec.evaluation
+    after = spent_s + timing.iteration_s
+    tail = export_reserve(budget_s)
+    if ev.enabled:
+        tail += smallest_evaluation(timing, members_after, spec.epochs, ev.fine_tune_epochs)
+    if after + tail <= budget_s:
+        return True, ""
+    return False, (
+        f"{spent_s:.0f} s of the {budget_s:g} s budget spent; another iteration (~"
+        f"{timing.iteration_s:.0f} s) and the evaluation phase and export (~{tail:.0f} s) would "
+        "not fit"
+    )
+
+
+def plan_evaluation(
+    spec: Any, timing: Timing | None, members: int, time_left_s: float | None
+) -> EvaluationPlan:
+    """The largest evaluation phase that fits in ``time_left_s`` (all of it without a budget).
+
+    Cuts, in order, until the estimate fits: sparsity levels (keeping the middle ones, the
+    likeliest to be kept), cross-validation folds (down to 2), the grow rules, then
+    cross-validation itself; at the least one sparsity level is tried.
+    """
+    ev = spec.evaluation
+    folds = ev.cv_folds if ev.cv_folds >= 2 else 0
+    grow = bool(ev.grow)
+    levels = list(ev.sparsities)
+    if time_left_s is None or timing is None:
+        return EvaluationPlan(folds, grow, levels, 0.0, time_left_s)
+
+    def cost() -> float:
+        return estimate_evaluation(
+            timing, members, folds, grow, len(levels), spec.epochs, ev.fine_tune_epochs
+        )
+
+    cuts: list[str] = []
+    available = time_left_s
+    while cost() > available:
+        before = cost()
+        if len(levels) > 2:
+            # the extremes go first: the lowest saves least, the highest is the likeliest to
+            # lose more than the tolerance
+            drop = levels[-1] if len(levels) % 2 == 0 else levels[0]
+            levels = [v for v in levels if v != drop]
+            what = f"sparsity {drop:g} not tried"
+        elif folds > 2:
+            folds -= 1
+            what = f"cross-validation with {folds} folds instead of {ev.cv_folds}"
+        elif grow:
+            grow = False
+            what = "grow rules skipped"
+        elif folds:
+            folds = 0
+            what = "cross-validation skipped"
+        elif len(levels) > 1:
+            levels = [levels[(len(levels) - 1) // 2]]
+            what = f"only sparsity {levels[0]:g} tried"
+        else:
+            cuts.append(
+                f"even the smallest phase (~{before:.0f} s) may not fit in the "
+                f"{available:.0f} s left"
+            )
+            break
+        cuts.append(f"{what} (~{before:.0f} s estimated, {available:.0f} s left)")
+    return EvaluationPlan(folds, grow, levels, cost(), time_left_s, cuts)

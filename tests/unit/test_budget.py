@@ -1,0 +1,92 @@
+"""The whole-job time budget: planning iterations and the evaluation phase to fit it."""
+
+from __future__ import annotations
+
+import pytest
+
+from automl.budget import (
+    Timing,
+    estimate_evaluation,
+    export_reserve,
+    may_start_iteration,
+    plan_evaluation,
+)
+from automl.data import load_builtin, prepare
+from automl.runner import finish
+from automl.search import AdaNetSearch
+from automl.spec import SearchSpec
+from tests.conftest import tiny_spec_dict
+
+FULL = {"cv_folds": 5, "sparsities": [0.25, 0.5, 0.75, 0.9], "fine_tune_epochs": 2}
+
+
+def _spec(**evaluation: object) -> SearchSpec:
+    return SearchSpec.from_dict(tiny_spec_dict(epochs=10, evaluation={**FULL, **evaluation}))
+
+
+def test_without_a_budget_the_plan_is_the_spec() -> None:
+    plan = plan_evaluation(_spec(), Timing(2.0, 10.0, 2), 3, None)
+    assert (plan.cv_folds, plan.grow, plan.sparsities, plan.cuts) == (
+        5,
+        True,
+        [0.25, 0.5, 0.75, 0.9],
+        [],
+    )
+
+
+def test_a_tight_budget_cuts_sparsities_then_folds_then_grow_then_cv_each_recorded() -> None:
+    spec, timing = _spec(), Timing(candidate_s=4.0, iteration_s=10.0, parallel=2)
+    full = estimate_evaluation(timing, 3, 5, True, 4, 10, 2)
+    plans = [plan_evaluation(spec, timing, 3, full * share) for share in (1.0, 0.8, 0.5, 0.2)]
+    assert plans[0].cuts == [] and plans[0].estimate_s == pytest.approx(full)
+    for plan in plans[1:]:
+        assert plan.cuts, plan  # something had to go, and each cut says what and why
+        assert plan.estimate_s <= plan.time_left_s or "may not fit" in plan.cuts[-1]
+        assert all("s left" in c or "may not fit" in c for c in plan.cuts)
+    # the cuts go in order: extreme sparsities first, then folds, then grow, then CV itself
+    order = ("sparsity", "folds instead", "grow rules", "cross-validation skipped", "only")
+
+    def rank(cut: str) -> int:
+        return next(i for i, word in enumerate(order) if word in cut)
+
+    for plan in plans[1:]:
+        ranks = [rank(c) for c in plan.cuts if "may not fit" not in c]
+        assert ranks == sorted(ranks), plan.cuts
+    assert plans[1].sparsities == [0.5, 0.75]  # the extremes went first
+    assert plans[-1].cv_folds <= plans[2].cv_folds <= plans[1].cv_folds <= 5
+    smallest = plan_evaluation(spec, timing, 3, 0.0)
+    assert (smallest.cv_folds, smallest.grow, len(smallest.sparsities)) == (0, False, 1)
+    assert "may not fit" in smallest.cuts[-1]
+
+
+def test_an_iteration_starts_only_if_the_smallest_phase_and_the_export_still_fit() -> None:
+    spec, timing = _spec(), Timing(candidate_s=4.0, iteration_s=20.0, parallel=1)
+    assert may_start_iteration(100.0, 5.0, None, 1, spec)[0]  # nothing measured yet: it starts
+    assert may_start_iteration(300.0, 50.0, timing, 2, spec)[0]
+    tail = export_reserve(100.0) + estimate_evaluation(timing, 2, 0, False, 1, 10, 2)
+    ok, why = may_start_iteration(100.0, 100.0 - 20.0 - tail + 1.0, timing, 2, spec)
+    assert not ok and "would not fit" in why
+    assert may_start_iteration(100.0, 100.0 - 20.0 - tail - 1.0, timing, 2, spec)[0]
+
+
+def test_a_budget_shorter_than_the_job_still_ends_with_a_model_and_says_what_it_cut() -> None:
+    """One second for the whole job: the first iteration runs (a job must have a model), no
+    second one starts, the evaluation phase is cut to its least and its fine-tunes skipped —
+    each recorded — and the model is built and reported."""
+    spec = SearchSpec.from_dict(
+        tiny_spec_dict(epochs=3, max_iterations=5, time_budget_s=1.0, seed=2, evaluation=FULL)
+    )
+    data = prepare(load_builtin("iris"), seed=2)
+    result = AdaNetSearch(spec, data).run()
+    assert result.stop_reason == "time_budget" and len(result.iterations) == 1
+    assert result.stop_detail and result.budget_left_s is not None and result.budget_left_s < 0
+    outcome = finish(result)
+    steps = {s["step"]: s for s in outcome.report["evaluation"]["steps"]}
+    plan = steps["time_plan"]
+    assert "to fit the time budget" in plan["change"] and plan["details"]["cuts"]
+    assert plan["details"]["cv_folds"] == 0 and plan["details"]["grow"] is False
+    assert "cross_validation" not in steps and "grow_depth" not in steps
+    assert not any(name.startswith("prune_weights_") for name in steps)  # no time left to try
+    assert steps["prune_weights"]["kept"] is False
+    assert outcome.report["budget"]["time_budget_s"] == 1.0
+    assert outcome.report["test_metrics"]["accuracy"] > 0  # a model all the same
