@@ -47,8 +47,10 @@ browser: $(CHROMIUM)
 audit: $(STAMP)
 	$(BIN)/python .ci/audit.py
 
+# -n 2 --dist loadfile: two processes, each taking whole modules (a module's servers and
+# clusters are shared by its tests); --durations shows where the time goes
 test: lint typecheck audit browser
-	AUTOML_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
+	AUTOML_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -393,24 +393,32 @@ def columns_table(columns: list[Any]) -> None:
 data_app = typer.Typer(help="Data files: check one without training.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
+# where the data comes from: the same options for `search` and `data check`
+DatasetOpt = Annotated[str | None, typer.Option(help="built-in dataset name")]
+CsvOpt = Annotated[Path | None, typer.Option(help="CSV file with a header row")]
+LabelOpt = Annotated[str | None, typer.Option(help="label column of --csv")]
+NpzOpt = Annotated[Path | None, typer.Option(help="NPZ file with arrays x and y")]
+TaskOpt = Annotated[str | None, typer.Option(help="classification or regression")]
+ColumnTypesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="""JSON object overriding the detected column types of --csv, e.g. """
+        """'{"city": "categorical", "id": "ignore"}' (numeric, categorical or ignore)"""
+    ),
+]
+
 # a wider table's columns are summed up by type instead of listed
 MAX_LISTED_COLUMNS = 50
 
 
 @data_app.command("check")
 def data_check(
-    csv: Annotated[Path | None, typer.Option(help="CSV file with a header row")] = None,
-    label: Annotated[str | None, typer.Option(help="label column of --csv")] = None,
-    npz: Annotated[Path | None, typer.Option(help="NPZ file with arrays x and y")] = None,
-    dataset: Annotated[str | None, typer.Option(help="built-in dataset name")] = None,
-    task: Annotated[str | None, typer.Option(help="classification or regression")] = None,
-    column_types: Annotated[
-        str | None,
-        typer.Option(
-            help="""JSON object overriding the detected column types of --csv, e.g. """
-            """'{"city": "categorical", "id": "ignore"}' (numeric, categorical or ignore)"""
-        ),
-    ] = None,
+    csv: CsvOpt = None,
+    label: LabelOpt = None,
+    npz: NpzOpt = None,
+    dataset: DatasetOpt = None,
+    task: TaskOpt = None,
+    column_types: ColumnTypesOpt = None,
 ) -> None:
     """Read a data file exactly as 'automl search' (and an upload) would, without training.
 
@@ -457,18 +465,12 @@ def datasets() -> None:
 
 @app.command()
 def search(
-    dataset: Annotated[str | None, typer.Option(help="built-in dataset name")] = None,
-    csv: Annotated[Path | None, typer.Option(help="CSV file with a header row")] = None,
-    label: Annotated[str | None, typer.Option(help="label column of --csv")] = None,
-    npz: Annotated[Path | None, typer.Option(help="NPZ file with arrays x and y")] = None,
-    task: Annotated[str | None, typer.Option(help="classification or regression")] = None,
-    column_types: Annotated[
-        str | None,
-        typer.Option(
-            help="""JSON object overriding the detected column types of --csv, e.g. """
-            """'{"city": "categorical", "id": "ignore"}' (numeric, categorical or ignore)"""
-        ),
-    ] = None,
+    dataset: DatasetOpt = None,
+    csv: CsvOpt = None,
+    label: LabelOpt = None,
+    npz: NpzOpt = None,
+    task: TaskOpt = None,
+    column_types: ColumnTypesOpt = None,
     spec: Annotated[Path | None, typer.Option(help="search spec JSON file")] = None,
     max_iterations: Annotated[int | None, typer.Option(min=1)] = None,
     candidates: Annotated[int | None, typer.Option(min=1, help="candidates per iteration")] = None,

@@ -90,6 +90,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         drop_postgres_db(admin, name)
 
 
+def csv_bytes(rows: int = 60, seed: int = 0) -> bytes:
+    """A small two-class table: 3 numeric features and the label column ``direction``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3))
+    y = np.where(x[:, 0] > 0, "up", "down")
+    lines = ["a,b,c,direction"] + [f"{r[0]},{r[1]},{r[2]},{t}" for r, t in zip(x, y, strict=True)]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,15 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.integration.conftest import TINY, Server, wait_for
-
-
-def csv_bytes(rows: int = 60, seed: int = 0) -> bytes:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, 3))
-    y = np.where(x[:, 0] > 0, "up", "down")
-    lines = ["a,b,c,direction"] + [f"{r[0]},{r[1]},{r[2]},{t}" for r, t in zip(x, y, strict=True)]
-    return ("\n".join(lines) + "\n").encode()
+from tests.integration.conftest import TINY, Server, csv_bytes, wait_for
 
 
 def counts(server: Server) -> tuple[int, int]:

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from api.db import make_engine, make_session_factory, session_scope
 from api.models import HistoryEntry
 from api.services.history import record_job
 from automl.meta import meta_from_counts, similarity
-from tests.integration.conftest import TINY, Server, start_server, stop_server, wait_for
+from tests.integration.conftest import TINY, Server, csv_bytes, start_server, stop_server, wait_for
 
 # the tiny spec without the evaluation phase: the history is written by the search alone
 FAST: dict[str, Any] = {**TINY, "evaluation": {"enabled": False}}
@@ -39,14 +38,6 @@ class World:
     bob: str
     job_id: str  # the owner "local"'s finished iris job
     upload_id: str  # the owner "local"'s upload
-
-
-def csv_bytes(rows: int = 60, seed: int = 0) -> bytes:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, 3))
-    y = np.where(x[:, 0] > 0, "up", "down")
-    lines = ["a,b,c,direction"] + [f"{r[0]},{r[1]},{r[2]},{t}" for r, t in zip(x, y, strict=True)]
-    return ("\n".join(lines) + "\n").encode()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

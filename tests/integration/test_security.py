@@ -24,25 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
-from tests.integration.conftest import TINY, Server, start_server, stop_server, wait_for
+from tests.integration.conftest import TINY, Server, csv_bytes, start_server, stop_server, wait_for
 
 AUTOML = str(Path(sys.executable).with_name("automl"))
 # what the walk must at least cover: fewer means the OpenAPI document or the walk broke
 MIN_ID_OPERATIONS = 23
 MIN_API_OPERATIONS = 30
 LABEL = "direction"
-
-
-def csv_bytes(rows: int = 60, seed: int = 0) -> bytes:
-    """A small two-class table: 3 numeric features and a label column."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, 3))
-    y = np.where(x[:, 0] > 0, "up", "down")
-    lines = ["a,b,c,direction"] + [f"{r[0]},{r[1]},{r[2]},{t}" for r, t in zip(x, y, strict=True)]
-    return ("\n".join(lines) + "\n").encode()
 
 
 def sha256(key: str) -> str:
