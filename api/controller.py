@@ -9,11 +9,16 @@ database; none ever takes over a job whose runner is alive.
 
 Restart safety: an iteration becomes durable when its row is written (with the members' weights
 on disk); a job taken over continues from its last completed iteration after the candidates of
-its unfinished one are removed — no candidate lost, none recorded twice.
+its unfinished one are removed — no candidate lost, none recorded twice. The evaluation phase is
+not durable step by step (a step depends on the members the steps before it kept): a job
+stopped during it runs the whole phase again from the search's end, and the step and training
+events of the interrupted run are marked ``superseded`` first, so the job's record (its events
+less the superseded ones, and ``result.evaluation.steps``) holds each step once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -26,12 +31,14 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.artifacts import ArtifactStore
 from api.db import session_scope
 from api.metrics import Metrics
-from api.models import Candidate, CandidateState, Iteration, Job, JobState, utcnow
+from api.models import Candidate, CandidateState, Event, Iteration, Job, JobState, utcnow
 from api.repositories import (
     CandidateRepository,
     EventRepository,
@@ -44,6 +51,9 @@ from automl.errors import AutoMLError, SearchCancelledError
 from automl.search import SearchCallback  # no TensorFlow at import time
 
 log = logging.getLogger("automl.controller")
+
+# the database is unreachable or dropped the connection: transient, unlike the job's own errors
+DB_UNREACHABLE = (OperationalError, InterfaceError)
 
 
 class LeaseLostError(Exception):
@@ -164,6 +174,7 @@ class Controller:
                 self._close_unfinished_in(s, job_id, "the job failed")
                 EventRepository(s).add(job_id, "error", message, state="failed")
                 return
+            was_evaluating = job.state == JobState.evaluating
             if not repo.take_over(job_id, cond, state=JobState.queued):
                 return
             s.refresh(job)
@@ -171,8 +182,13 @@ class Controller:
             EventRepository(s).add(
                 job.id,
                 "state",
-                f"the service stopped while this job ran ({why}); it continues from iteration "
-                f"{completed} ({dropped} unfinished candidate(s) will be trained again)",
+                f"the service stopped while this job ran ({why}); "
+                + (
+                    "its search had finished: the evaluation phase runs again from the search's end"
+                    if was_evaluating
+                    else f"it continues from iteration {completed} ({dropped} unfinished "
+                    "candidate(s) will be trained again)"
+                ),
                 state="queued",
             )
 
@@ -257,6 +273,8 @@ class Controller:
             self._run_outcome(job_id)
         except LeaseLostError:
             log.warning("job %s: this controller lost its lease; it stops here", job_id)
+        except DB_UNREACHABLE:
+            log.exception("job %s: the database failed under its run; it is taken over", job_id)
         except Exception:  # noqa: BLE001 - the end could not be written: _reap takes over
             log.exception("job %s: recording how it ended failed", job_id)
 
@@ -264,6 +282,12 @@ class Controller:
         try:
             self._run_job(job_id)
         except LeaseLostError:
+            raise
+        except DB_UNREACHABLE:
+            # the database went away under the run (a restart, a failover): that is not the
+            # job's failure. Whether "failed" could be written depends on how fast it comes
+            # back; write nothing, so the run ends like a crashed one and is taken over (_reap,
+            # or a sweep once the lease expires) from its last completed iteration
             raise
         except SearchCancelledError:
             self._close_unfinished(
@@ -376,6 +400,8 @@ class Controller:
         an event saying where it ran, how long it took and how it ended."""
         from automl.runner import finish
 
+        self._supersede_interrupted_evaluation(job_id)
+
         def on_training(res: Any, record: dict[str, Any]) -> None:
             where = f" on {record['node']}" if record["node"] else ""
             retried = f", {record['attempts']} attempts" if record["attempts"] > 1 else ""
@@ -428,6 +454,42 @@ class Controller:
             "data": report["data"],
             "deterministic": report.get("deterministic"),
         }
+
+    def _supersede_interrupted_evaluation(self, job_id: str) -> None:
+        """Mark the step and training events of an earlier, unfinished run of the job's
+        evaluation phase ``superseded`` (with one event saying so), before the phase runs again.
+
+        The phase is not resumed step by step: a step depends on the members and mixture fit
+        the steps before it kept, and its trainings are not stored, so it runs again from the
+        search's end (deterministically: same seeds, same steps). Without this the job's events
+        would list those steps twice; with it, the events not marked superseded hold each step
+        of the phase that produced the model once, as ``result.evaluation.steps`` does. A phase
+        that reached its end is never run again (the job succeeded), so every unmarked step
+        event found here belongs to an interrupted run."""
+        with session_scope(self.factory) as s:
+            events = s.scalars(select(Event).where(Event.job_id == job_id).order_by(Event.id)).all()
+            steps: list[str] = []
+            trainings = 0
+            for event in events:
+                data = event.data or {}
+                if data.get("superseded") or not ("step" in data or "training" in data):
+                    continue
+                # a new dict: SQLAlchemy writes a JSON column that is assigned, not mutated
+                event.data = {**data, "superseded": True}
+                if "step" in data:
+                    steps.append(str(data["step"].get("step")))
+                else:
+                    trainings += 1
+            if steps or trainings:
+                EventRepository(s).add(
+                    job_id,
+                    "info",
+                    "the evaluation phase runs again from the search's end; the "
+                    f"{len(steps)} step(s) ({', '.join(steps) or 'none'}) and {trainings} "
+                    "training(s) its interrupted run recorded are superseded",
+                    superseded_steps=steps,
+                    superseded_trainings=trainings,
+                )
 
     # ---- resume ----------------------------------------------------------------------------
     def load_resume(self, job_id: str) -> Any:
@@ -534,10 +596,23 @@ class JobCallback(SearchCallback):
     def on_candidate_result(self, result: Any) -> None:
         if result.ok:
             path = self.c.store.weights_file(self.job_id, result.spec.name)
-            path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.stem + ".part.npz")
-            np.savez(tmp, *result.weights)
-            tmp.replace(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(tmp, *result.weights)
+                tmp.replace(path)
+            except OSError as exc:
+                # the disk is full or refuses writes: not a bug of the job's, and not one a
+                # traceback helps with; a half-written file would only keep the disk full
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+                reason = exc.strerror or str(exc)
+                raise AutoMLError(
+                    f"storing the weights of candidate {result.spec.name} in {path.parent} "
+                    f"failed: {reason} (errno {exc.errno}); the disk of the artifact directory "
+                    f"{self.c.store.root} is full or not writable. Free space (or fix it) and "
+                    "resume the job: it continues from its last completed iteration"
+                ) from exc
 
     def on_candidate_end(self, record: Any) -> None:
         with self._session() as s:
@@ -613,7 +688,17 @@ class JobCallback(SearchCallback):
         now = time.monotonic()
         if now - self._last_check >= self.CANCEL_CHECK_S:
             self._last_check = now
-            self._cancel = self.c.cancel_requested(self.job_id)  # LeaseLostError stops it too
+            try:
+                self._cancel = self.c.cancel_requested(self.job_id)  # LeaseLostError stops it too
+            except DB_UNREACHABLE:
+                # the database blinks (a restart, a failover): asked from inside a training,
+                # an error here would fail the candidate as if its own code had raised; ask
+                # again at the next check (the lease has slack for this, and a write that
+                # fails meanwhile ends the run, which the lease machinery takes over)
+                log.warning(
+                    "job %s: checking for a cancel failed: the database is unreachable",
+                    self.job_id,
+                )
         return self._cancel
 
 
