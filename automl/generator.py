@@ -108,9 +108,16 @@ class CandidateGenerator:
         self.spec = spec
         self.families = families
         multi = is_multi_objective(spec.sampler)
+        self.halving = spec.early_stopping.enabled
+        options: dict[str, Any] = {}
+        if self.halving:
+            from automl.halving import create_pruner
+
+            options["pruner"] = create_pruner(spec.early_stopping)
         self.study = optuna.create_study(
             sampler=create_sampler(spec.sampler, spec.seed),
             directions=["minimize", "minimize"] if multi else ["minimize"],
+            **options,
         )
         self.multi_objective = multi
         self._trials: dict[str, Any] = {}
@@ -180,6 +187,11 @@ class CandidateGenerator:
             hp = self._sample(trial)
             name = f"t{iteration}_c{index}"
             self._trials[name] = trial
+            if self.halving:
+                from automl.halving import ITERATION_ATTR
+
+                # successive halving ranks a candidate among its own iteration's
+                trial.set_user_attr(ITERATION_ATTR, iteration)
             specs.append(
                 CandidateSpec(
                     name=name,
@@ -226,12 +238,29 @@ class CandidateGenerator:
         policy_state = getattr(self.study.sampler, "policy_state", None)
         return None if policy_state is None else policy_state(self.study)
 
-    def tell(self, name: str, loss: float | None, complexity: float | None) -> None:
-        """Report a candidate's loss and complexity term (``None`` for a failed candidate)."""
+    def has(self, name: str) -> bool:
+        """Whether the candidate ``name`` was proposed and not told yet."""
+        return name in self._trials
+
+    def report(self, name: str, epoch: int, value: float) -> None:
+        """Report a candidate's intermediate objective after ``epoch`` (successive halving)."""
+        self._trials[name].report(value, epoch)
+
+    def should_prune(self, name: str) -> bool:
+        """Whether the study's pruner stops the candidate at its last reported epoch."""
+        return bool(self._trials[name].should_prune())
+
+    def tell(
+        self, name: str, loss: float | None, complexity: float | None, pruned: bool = False
+    ) -> None:
+        """Report a candidate's loss and complexity term (``None`` for a failed candidate);
+        a ``pruned`` one is told so (its value is then its last reported one)."""
         import optuna
 
         trial = self._trials.pop(name)
-        if loss is None or complexity is None:
+        if pruned:
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif loss is None or complexity is None:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         elif self.multi_objective:
             self.study.tell(trial, [loss, complexity])

@@ -106,10 +106,21 @@ def _best_member(evaluations: list[dict], data: PreparedData) -> dict:
 
 
 def architecture_record(
-    spec: SearchSpec, data: PreparedData, ensemble: FinalEnsemble, sparsity: float = 0.0
+    spec: SearchSpec,
+    data: PreparedData,
+    ensemble: FinalEnsemble,
+    sparsity: float = 0.0,
+    pruned: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Everything replay needs to rebuild and retrain the same ensemble without searching:
-    the final members (after grow rules and member pruning) and the weight sparsity kept."""
+    the final members (after grow rules and member pruning), the epoch after which successive
+    halving stopped a member (``pruned``), and the weight sparsity kept."""
+    members = []
+    for m in ensemble.members:
+        rec = m.to_record()
+        if pruned and m.name in pruned:
+            rec["pruned_after_epoch"] = pruned[m.name]
+        members.append(rec)
     return {
         "version": RECORD_VERSION,
         "spec": spec.to_dict(),
@@ -123,7 +134,7 @@ def architecture_record(
         "ensemble": {
             "strategy": ensemble.strategy,
             "mixture_weight_type": spec.mixture_weight_type,
-            "members": [m.to_record() for m in ensemble.members],
+            "members": members,
             "mixture_weights": np.asarray(ensemble.fit.weights).tolist(),
             "bias": np.asarray(ensemble.fit.bias).tolist(),
             "objective": ensemble.fit.objective,
@@ -316,7 +327,16 @@ def finish(
         save_model(model, path / "model.keras")
         export_savedmodel(model, path / "savedmodel")
         sparsity = evaluation.sparsity if evaluation is not None else 0.0
-        write_json(path / "architecture.json", architecture_record(spec, data, ensemble, sparsity))
+        pruned = {
+            c.name: c.epochs_run
+            for it in result.iterations
+            for c in it.candidates
+            if c.stop_reason == "pruned"
+        }
+        write_json(
+            path / "architecture.json",
+            architecture_record(spec, data, ensemble, sparsity, pruned),
+        )
         write_json(path / "preprocessing.json", info)
         write_json(path / "model_card.json", model_card(report, info))
         write_json(path / "report.json", report)
@@ -349,6 +369,7 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
     the mixture weights are fitted again; with the same data this reproduces the ensemble.
     """
     from automl.complexity import create_complexity_measure
+    from automl.halving import stop_after
     from automl.model import build_ensemble_model, data_info, member_logits
     from automl.search import SelectionFit, member_from_result
     from automl.training import CandidateSpec, TrainingData, train_candidate
@@ -380,7 +401,9 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
             early_stopping_patience=spec.early_stopping_patience,
             origin="replay",
         )
-        res = train_candidate(cspec, tdata)
+        # a member successive halving stopped is retrained to the same epoch
+        stop = stop_after(int(m["pruned_after_epoch"])) if m.get("pruned_after_epoch") else None
+        res = train_candidate(cspec, tdata, stop)
         if not res.ok or res.logits_train is None or res.logits_val is None:
             raise RecordError(f"member {m['name']} failed to retrain:\n{res.error}")
         members.append(member_from_result(res, measure))
@@ -430,6 +453,14 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
         path = Path(out_dir)
         path.mkdir(parents=True, exist_ok=True)
         save_model(model, path / "model.keras")
-        write_json(path / "architecture.json", architecture_record(spec, data, ensemble, sparsity))
+        pruned = {
+            m["name"]: int(m["pruned_after_epoch"])
+            for m in record["ensemble"]["members"]
+            if m.get("pruned_after_epoch")
+        }
+        write_json(
+            path / "architecture.json",
+            architecture_record(spec, data, ensemble, sparsity, pruned),
+        )
         write_json(path / "report.json", report)
     return RunOutcome(None, model, report, path)

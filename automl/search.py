@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,10 +28,13 @@ from automl.ensemble import (
     create_strategy,
 )
 from automl.errors import SearchAbortedError
-from automl.executors import Executor, InProcessExecutor
+from automl.executors import EpochReporter, Executor, InProcessExecutor
 from automl.generator import CandidateGenerator
 from automl.spec import SearchSpec
 from automl.training import CandidateResult, CandidateSpec, TrainingData
+
+if TYPE_CHECKING:
+    from automl.halving import SuccessiveHalving
 
 # F must fall by more than the solver's tolerance to count as progress: a candidate whose mixture
 # weights all went to zero equals the previous ensemble up to round-off, and must not win.
@@ -87,8 +90,11 @@ class CandidateRecord:
     error: str | None = None
     attempts: int = 1
     failure_kind: str | None = None  # training | infrastructure, for a failed candidate
-    # per-epoch training curves as Keras logs them (loss, val_loss, accuracy, val_accuracy...)
+    # per-epoch training curves as Keras logs them (loss, val_loss, accuracy, val_accuracy...),
+    # and with successive halving the proxy objective reported each epoch (automl.halving)
     history: dict[str, list[float]] = field(default_factory=dict)
+    # of a stopped_early candidate: "pruned" (successive halving) or "patience"
+    stop_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -404,7 +410,14 @@ class AdaNetSearch:
                         "from the stored one (was the spec or the code changed?)"
                     )
                 ok = c.state != "failed" and c.loss is not None
-                generator.tell(s.name, c.loss if ok else None, c.complexity if ok else None)
+                pruned = False
+                if generator.halving and ok:
+                    from automl.halving import PROXY_KEY, replay_reports, was_pruned
+
+                    # the trial had these reports when it was told: report them again
+                    replay_reports(generator, s.name, c.history.get(PROXY_KEY) or [])
+                    pruned = was_pruned(c.state, c.stop_reason, c.history, self.spec)
+                generator.tell(s.name, c.loss if ok else None, c.complexity if ok else None, pruned)
             state.iterations.append(rec)
             if rec.chosen:
                 best = next(e for e in rec.ensembles if e.name == rec.chosen)
@@ -445,6 +458,13 @@ class AdaNetSearch:
         stop_reason = "no_improvement" if state.finished else "max_iterations"
         consecutive_failures = 0
         first = len(iterations)
+        on_epoch: EpochReporter = self.cb.on_epoch_end
+        halving = None
+        if spec.early_stopping.enabled:
+            from automl.halving import PROXY_KEY, SuccessiveHalving
+
+            halving = SuccessiveHalving(generator, spec, self.measure)
+            on_epoch = self._halving_hook(halving)
         self.budget_note = ""
         for t in range(first, spec.max_iterations if not state.finished else first):
             if spec.time_budget_s is not None:
@@ -468,10 +488,15 @@ class AdaNetSearch:
             new_ok: list[str] = []
             lost: list[CandidateRecord] = []  # failed for infrastructure reasons
             stream = self.executor.run(
-                specs, self.cb.on_epoch_end, self.cb.on_candidate_start, self.cb.should_stop
+                specs, on_epoch, self.cb.on_candidate_start, self.cb.should_stop
             )
             for result in stream:
                 self.cb.on_candidate_result(result)
+                history = result.history
+                if halving is not None:
+                    proxies = halving.finish(result)
+                    if result.ok and proxies:
+                        history = {**history, PROXY_KEY: proxies}
                 rec = CandidateRecord(
                     name=result.spec.name,
                     iteration=t,
@@ -489,7 +514,8 @@ class AdaNetSearch:
                     error=result.error,
                     attempts=result.attempts,
                     failure_kind=None if result.ok else (result.failure_kind or "training"),
-                    history=result.history,
+                    history=history,
+                    stop_reason=result.stop_reason,
                 )
                 by_name[rec.name] = rec
                 if not result.ok:
@@ -540,7 +566,8 @@ class AdaNetSearch:
             for name in new_ok:
                 self._summarise(by_name[name], record.ensembles)
                 # told once every ensemble is scored, so the stored values are the told ones
-                generator.tell(name, by_name[name].loss, by_name[name].complexity)
+                rec = by_name[name]
+                generator.tell(name, rec.loss, rec.complexity, rec.stop_reason == "pruned")
 
             best = min(record.ensembles, key=lambda e: e.objective, default=None)
             record.best_objective = None if best is None else best.objective
@@ -594,6 +621,16 @@ class AdaNetSearch:
         )
         self.cb.on_search_end(outcome)
         return outcome
+
+    def _halving_hook(self, halving: SuccessiveHalving) -> EpochReporter:
+        """The executor's epoch hook: the callbacks first, then successive halving (which may
+        raise ``CandidatePrunedError`` to stop the candidate)."""
+
+        def on_epoch(spec: CandidateSpec, epoch: int, logs: dict[str, float]) -> None:
+            self.cb.on_epoch_end(spec, epoch, logs)
+            halving.on_epoch(spec, epoch, logs)
+
+        return on_epoch
 
     def _timing(self, iterations: list[IterationRecord]) -> Timing | None:
         """How long candidates and iterations took so far (None before the first)."""

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from automl.errors import SpecError
+from automl.samplers import is_multi_objective
 
 Family = Literal["dense", "conv1d", "conv2d"]
 Activation = Literal["relu", "elu", "gelu", "tanh", "selu"]
@@ -176,6 +177,29 @@ class EvaluationSpec(_Model):
         return sorted(set(values))
 
 
+class EarlyStoppingSpec(_Model):
+    """Successive halving of each iteration's candidates (``automl.halving``).
+
+    Every candidate reports, after each epoch, a cheap proxy of the objective F of its
+    candidate ensemble (its own validation loss plus its complexity term λ·r(h) + β); at
+    epochs ``min_epochs``·``reduction_factor``^k (rungs) Optuna's asynchronous
+    ``SuccessiveHalvingPruner`` stops it unless it ranks in the top 1/``reduction_factor`` of
+    the iteration's candidates that reached that rung (the first to get there is kept only if
+    it is the best so far). A stopped candidate is recorded ``stopped_early`` with the epochs it
+    ran, and still joins the iteration's scoring with the weights it had. With it on, an
+    iteration can try more candidates in the same time. No effect when ``min_epochs`` is not
+    below the spec's ``epochs``.
+    """
+
+    enabled: bool = Field(False, description="stop weak candidates early (successive halving)")
+    min_epochs: int = Field(
+        2, ge=1, le=1000, description="epochs every candidate trains before the first rung"
+    )
+    reduction_factor: int = Field(
+        3, ge=2, le=100, description="about 1 in this many candidates goes on at each rung"
+    )
+
+
 class Resources(_Model):
     """What one candidate asks of a worker (used by the Ray executor)."""
 
@@ -210,6 +234,10 @@ class SearchSpec(_Model):
     epochs: int = Field(30, ge=1, le=1000, description="training epochs per candidate")
     early_stopping_patience: int | None = Field(
         None, ge=1, description="stop a candidate after this many epochs without val. improvement"
+    )
+    early_stopping: EarlyStoppingSpec = Field(
+        default_factory=lambda: EarlyStoppingSpec(),
+        description="successive halving: stop an iteration's weak candidates at rungs",
     )
     candidates_per_iteration: int = Field(4, ge=1, le=64)
     max_iterations: int = Field(5, ge=1, le=100)
@@ -269,6 +297,17 @@ class SearchSpec(_Model):
     _check_lists = field_validator("optimizers", "schedules", "batch_size", "ensemble_strategies")(
         _non_empty
     )
+
+    @model_validator(mode="after")
+    def _halving_needs_one_objective(self) -> SearchSpec:
+        if self.early_stopping.enabled and is_multi_objective(self.sampler):
+            # Optuna's pruners rank one value; a multi-objective study has none to rank by
+            raise ValueError(
+                f"early_stopping: successive halving ranks candidates by one objective, but "
+                f"the {self.sampler!r} sampler optimises two (loss and complexity); turn "
+                "early_stopping off or choose tpe, random or rl"
+            )
+        return self
 
     @field_validator("families")
     @classmethod

@@ -18,6 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from automl.errors import AutoMLError
+
+# Called after each epoch with the 1-based epoch and Keras's logs (loss, val_loss, metrics) plus
+# ``params``, the subnetwork's parameter count (what a complexity measure may need). It may
+# raise ``CandidatePrunedError`` to stop the training after this epoch.
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 # What a report says about reproducibility: every candidate trains with TensorFlow's op
@@ -114,6 +119,9 @@ class CandidateResult:
     # or "infrastructure" (its worker or node was lost, or no worker could be placed); None
     # while it has not failed
     failure_kind: str | None = None
+    # why a stopped_early candidate stopped: "pruned" (successive halving, automl.halving) or
+    # "patience" (early_stopping_patience epochs without a better validation loss)
+    stop_reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -122,6 +130,12 @@ class CandidateResult:
 
 class CandidateTimeoutError(Exception):
     """A training ran past its spec's ``timeout_s``."""
+
+
+class CandidatePrunedError(AutoMLError):
+    """Raised by an epoch hook to stop a candidate after this epoch (successive halving ranked
+    it below the rung's best). Not a failure: ``train_candidate`` returns the candidate
+    ``stopped_early`` with its weights as of that epoch and ``stop_reason="pruned"``."""
 
 
 def failure_kind_of(exc: BaseException) -> str:
@@ -320,12 +334,21 @@ def _train(
                 restore_best_weights=True,
             )
         )
+    pruned: list[int] = []  # the epoch after which the epoch hook pruned it
     if on_epoch is not None:
         report = on_epoch
 
         class _Progress(keras.callbacks.Callback):
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-                report(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
+                values = {k: float(v) for k, v in (logs or {}).items()}
+                values["params"] = float(self.model.count_params())
+                try:
+                    report(epoch + 1, values)
+                except CandidatePrunedError:
+                    # stop at the epoch's end, as EarlyStopping does: fit returns normally,
+                    # History has this epoch and the weights are those after it
+                    pruned.append(epoch + 1)
+                    self.model.stop_training = True
 
         callbacks.append(_Progress())
 
@@ -356,9 +379,11 @@ def _train(
     own = task_metrics(logits_val, data.y_val, data.task)
     own["loss"] = task_loss(logits_val, data.y_val, data.task)
     epochs_run = len(losses)
+    stopped = epochs_run < spec.epochs
     return CandidateResult(
         spec=spec,
-        state="stopped_early" if epochs_run < spec.epochs else "completed",
+        state="stopped_early" if stopped else "completed",
+        stop_reason=("pruned" if pruned else "patience") if stopped else None,
         depth=int(hp["depth"]),
         params=int(model.count_params()),
         weights=[np.asarray(w) for w in model.get_weights()],

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> int:
+    import automl.evaluation  # noqa: F401 - loaded now: the whole run uses one version of it
     from automl.data import load_builtin, prepare
     from automl.executors import InProcessExecutor
     from automl.runner import finish

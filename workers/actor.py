@@ -1,15 +1,23 @@
 """The warm worker: TensorFlow is imported once per actor process, then it trains candidate after
-candidate."""
+candidate.
+
+It runs two calls at once (``max_concurrency=2``): ``train`` in one thread and, while it trains,
+the driver's ``epochs`` (the logs of the epochs run so far) and ``prune`` (stop this candidate
+after its next epoch) in the other. That is how epoch reports and successive halving reach a
+candidate training on Ray; the driver polls, so nothing here needs to reach the driver.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
 
 import ray
 
 from automl.training import (
+    CandidatePrunedError,
     CandidateResult,
     CandidateSpec,
     TrainingData,
@@ -37,12 +45,52 @@ class CandidateWorker:
 
         self.import_s = time.perf_counter() - started
         self.trained = 0
+        self._lock = threading.Lock()
+        self._current: str | None = None  # the candidate training now
+        self._epochs: list[tuple[int, dict[str, float]]] = []  # its epochs' logs so far
+        self._prune = False  # the driver asked to stop it
 
     def train(
-        self, spec: dict[str, Any], data: TrainingData, init_weights: list[Any] | None = None
+        self,
+        spec: dict[str, Any],
+        data: TrainingData,
+        init_weights: list[Any] | None = None,
+        report_epochs: bool = False,
     ) -> CandidateResult:
+        """Train one candidate; with ``report_epochs`` keep its epochs' logs for ``epochs`` and
+        stop it after the epoch during which ``prune`` was called for it."""
         self.trained += 1
-        return train_candidate(CandidateSpec.from_dict(spec), data, None, init_weights)
+        candidate = CandidateSpec.from_dict(spec)
+        with self._lock:
+            self._current, self._epochs, self._prune = candidate.name, [], False
+        try:
+            hook = self._on_epoch if report_epochs else None
+            return train_candidate(candidate, data, hook, init_weights)
+        finally:
+            with self._lock:
+                self._current = None
+
+    def _on_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        with self._lock:
+            self._epochs.append((epoch, logs))
+            prune = self._prune
+        if prune:
+            raise CandidatePrunedError(f"pruned after epoch {epoch} by the driver")
+
+    def epochs(self, name: str, since: int) -> list[tuple[int, dict[str, float]]]:
+        """The logs of candidate ``name``'s epochs after the first ``since``; none once it is
+        no longer training here (its result has them all)."""
+        with self._lock:
+            return list(self._epochs[since:]) if self._current == name else []
+
+    def prune(self, name: str) -> bool:
+        """Stop candidate ``name`` after its current epoch; False if it is not training here
+        (finished already: the flag must not stop the next candidate)."""
+        with self._lock:
+            if self._current != name:
+                return False
+            self._prune = True
+            return True
 
     def info(self) -> dict[str, Any]:
         from tensorflow.python.framework import config

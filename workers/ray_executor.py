@@ -19,7 +19,13 @@ from typing import Any
 from automl.errors import SearchAbortedError, SearchCancelledError
 from automl.executors import EpochReporter, Executor, StartReporter, StopCheck, executors
 from automl.spec import Resources
-from automl.training import CandidateResult, CandidateSpec, TrainingData, node_name
+from automl.training import (
+    CandidatePrunedError,
+    CandidateResult,
+    CandidateSpec,
+    TrainingData,
+    node_name,
+)
 
 _lock = threading.RLock()  # re-entrant: _acquire evicts other shapes while holding it
 _pools: dict[tuple[float, float], list[Any]] = {}
@@ -33,6 +39,11 @@ DEFAULT_PLACEMENT_TIMEOUT_S = 180.0
 # a training past its timeout_s stops itself after its next batch; past this multiple (+10 s)
 # it is stuck, and its worker is killed
 TIMEOUT_GRACE = 1.5
+# how often the driver asks training workers for their new epochs (on_epoch), and how long it
+# waits for their answers (a worker answers between two batches; one that does not is busy
+# dying, and its train call says so)
+EPOCH_POLL_S = 0.5
+EPOCH_POLL_WAIT_S = 2.0
 
 
 def _ray_env() -> None:
@@ -181,6 +192,8 @@ class _Attempt:
     lost: str = ""  # why its last worker was lost
     started: float | None = None
     attempt_started: float = 0.0  # when its current attempt started (monotonic)
+    reported: int = 0  # epochs of its current attempt passed to on_epoch
+    prune_sent: bool = False  # its worker was asked to stop it (successive halving)
 
 
 class RayExecutor(Executor):
@@ -271,7 +284,8 @@ class RayExecutor(Executor):
                 actor = CandidateWorker.options(  # type: ignore[attr-defined]
                     num_cpus=self.resources.cpus,
                     num_gpus=self.resources.gpus,
-                    max_concurrency=1,
+                    # train in one thread; the driver's epoch polls and prune in the other
+                    max_concurrency=2,
                 ).remote(max(1, int(self.resources.cpus)))
                 pool.append(actor)
                 idle.append(actor)
@@ -346,6 +360,7 @@ class RayExecutor(Executor):
         free: list[tuple[Any, str]] = []  # ready actors and their node
         inflight: dict[Any, tuple[_Attempt, Any, str]] = {}
         never_ready = ""  # why the last new worker was given up
+        last_poll = 0.0
         try:
             while pending or inflight:
                 if should_stop is not None and should_stop():
@@ -372,10 +387,12 @@ class RayExecutor(Executor):
                     att.node = node
                     att.started = att.started or time.perf_counter()
                     att.attempt_started = time.monotonic()
+                    att.reported, att.prune_sent = 0, False
                     ref = actor.train.remote(
                         att.spec.to_dict(),
                         self._data_ref,
                         weights_refs.get(att.spec.name),
+                        on_epoch is not None,
                     )
                     inflight[ref] = (att, actor, node)
                     if on_start is not None:
@@ -456,8 +473,13 @@ class RayExecutor(Executor):
                     result.attempts = att.attempts
                     if not result.ok and result.failure_kind is None:
                         result.failure_kind = "training"
+                    if on_epoch is not None:
+                        _report_rest(att, result, on_epoch)
                     yield result
                 now = time.monotonic()
+                if on_epoch is not None and inflight and now - last_poll >= EPOCH_POLL_S:
+                    last_poll = now
+                    _poll_epochs(list(inflight.values()), on_epoch)
                 for ref, (att, actor, node) in list(inflight.items()):
                     # the training stops itself after timeout_s; one stuck inside a single
                     # step (or hung) is stopped from here, its worker killed, after a grace
@@ -538,6 +560,48 @@ class RayExecutor(Executor):
         with _lock:
             pool = list(_pools.get(self._key(), []))
         return list(ray.get([a.info.remote() for a in pool]))
+
+
+def _deliver(
+    att: _Attempt, actor: Any, epoch: int, logs: dict[str, float], on_epoch: EpochReporter
+) -> None:
+    """Pass one epoch's logs on; when successive halving prunes the candidate, tell its worker
+    (once; it stops after the epoch it is in), unless it is done already (``actor`` None)."""
+    att.reported = max(att.reported, epoch)
+    try:
+        on_epoch(att.spec, epoch, logs)
+    except CandidatePrunedError:
+        if actor is not None and not att.prune_sent:
+            att.prune_sent = True
+            actor.prune.remote(att.spec.name)
+
+
+def _poll_epochs(running: list[tuple[_Attempt, Any, str]], on_epoch: EpochReporter) -> None:
+    """Ask every training worker for its candidate's new epochs and pass them on."""
+    import ray
+
+    polls = {
+        actor.epochs.remote(att.spec.name, att.reported): (att, actor)
+        for att, actor, _node in running
+    }
+    ready, _late = ray.wait(list(polls), num_returns=len(polls), timeout=EPOCH_POLL_WAIT_S)
+    for ref in ready:
+        att, actor = polls[ref]
+        try:
+            epochs = ray.get(ref)
+        except Exception:  # noqa: BLE001 - its worker is lost; its train call will say so
+            continue
+        for epoch, logs in epochs:
+            _deliver(att, actor, int(epoch), logs, on_epoch)
+
+
+def _report_rest(att: _Attempt, result: CandidateResult, on_epoch: EpochReporter) -> None:
+    """Pass on the epochs of a finished candidate that no poll caught, from its history (the
+    same numbers its worker logged); pruning it now changes nothing."""
+    for i in range(att.reported, result.epochs_run):
+        logs = {k: vals[i] for k, vals in result.history.items() if i < len(vals)}
+        logs["params"] = float(result.params)
+        _deliver(att, None, i + 1, logs, on_epoch)
 
 
 executors.register("ray")(RayExecutor)

@@ -23,6 +23,12 @@ class Executor(abc.ABC):
     training (again for each retry) and polls ``should_stop``; when that returns true it stops
     what is in flight and raises ``SearchCancelledError``.
 
+    It calls ``on_epoch`` with each epoch's logs (``automl.training.EpochCallback``) while the
+    candidate trains, or soon after where the epochs run elsewhere; when ``on_epoch`` raises
+    ``CandidatePrunedError`` the executor stops that candidate after an epoch (the one reported
+    in process; a later one where the news has to travel to a worker) and its result comes back
+    ``stopped_early`` with ``stop_reason="pruned"``, unless it finished first.
+
     A failed result says why in ``failure_kind``: ``"training"`` when the candidate's own
     training raised (it counts toward ``max_consecutive_failures``), ``"infrastructure"`` when
     its worker or node was lost or no worker could be placed (it does not). An executor that

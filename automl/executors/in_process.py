@@ -42,9 +42,13 @@ def _bind(
         return None
 
     def hook(epoch: int, logs: dict[str, float]) -> None:
-        if on_epoch is not None:
-            on_epoch(spec, epoch, logs)
-        if should_stop is not None and should_stop():
-            raise SearchCancelledError("the search was cancelled")
+        # on_epoch may raise CandidatePrunedError (successive halving): the training stops
+        # after this epoch; a cancellation still wins over it
+        try:
+            if on_epoch is not None:
+                on_epoch(spec, epoch, logs)
+        finally:
+            if should_stop is not None and should_stop():
+                raise SearchCancelledError("the search was cancelled")
 
     return hook
