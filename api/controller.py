@@ -703,7 +703,16 @@ class JobCallback(SearchCallback):
 
 
 # Columns a CandidateRecord and a candidate row share; the rest differ in name or kind.
-_COPIED = ("loss", "complexity", "objective", "epochs_run", "error", "attempts", "failure_kind")
+_COPIED = (
+    "loss",
+    "complexity",
+    "objective",
+    "epochs_run",
+    "error",
+    "attempts",
+    "failure_kind",
+    "stop_reason",
+)
 
 
 def _record(row: Candidate) -> Any:

@@ -192,6 +192,8 @@ class Candidate(Base):
     failure_kind: Mapped[str | None] = mapped_column(
         String(16), default=None
     )  # training | timeout | out_of_memory | infrastructure
+    # of a stopped_early candidate: pruned (successive halving) or patience
+    stop_reason: Mapped[str | None] = mapped_column(String(16), default=None)
     duration_s: Mapped[float | None] = mapped_column(Float, default=None)
     train_s: Mapped[float | None] = mapped_column(Float, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)

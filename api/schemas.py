@@ -151,6 +151,11 @@ class CandidatePublic(_Out):
         description="for a failed candidate: training (its own error), timeout (ran past "
         "candidate_timeout_s), out_of_memory, or infrastructure (its worker or node was lost)",
     )
+    stop_reason: str | None = Field(
+        None,
+        description="for a stopped_early candidate: pruned (successive halving stopped it at a "
+        "rung) or patience (early_stopping_patience)",
+    )
     duration_s: float | None
     train_s: float | None
     error: str | None
