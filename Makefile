@@ -48,9 +48,11 @@ audit: $(STAMP)
 	$(BIN)/python .ci/audit.py
 
 # -n 2 --dist loadfile: two processes, each taking whole modules (a module's servers and
-# clusters are shared by its tests); --durations shows where the time goes
+# clusters are shared by its tests); --durations shows where the time goes. Tests marked
+# serial (one restarts PostgreSQL) run alone afterwards.
 test: lint typecheck audit browser
-	AUTOML_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n 2 --dist loadfile --durations=25
+	AUTOML_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n 2 --dist loadfile --durations=25 -m "not serial"
+	AUTOML_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -m serial
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

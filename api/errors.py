@@ -72,6 +72,13 @@ class TooManyRequestsError(APIError):
         return {"Retry-After": str(self.retry_after_s)}
 
 
+class ServiceUnavailableError(TooManyRequestsError):
+    """The database cannot be reached right now (a restart, a failover, a locked SQLite file
+    past its busy timeout): a 503 with ``Retry-After``, not a 500."""
+
+    status_code = 503
+
+
 class SchemaTooNewError(RuntimeError):
     """The database was migrated by a newer automl; the service refuses to start."""
 

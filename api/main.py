@@ -12,13 +12,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.artifacts import ArtifactStore
 from api.auth import any_key_exists, create_api_key
 from api.controller import Controller
 from api.db import make_engine, make_session_factory, session_scope
 from api.deps import AppState
-from api.errors import APIError, document_errors
+from api.errors import APIError, ServiceUnavailableError, document_errors
 from api.limits import UploadLimitMiddleware
 from api.metrics import Metrics
 from api.migrate import upgrade
@@ -29,6 +30,8 @@ from api.settings import Settings
 from api.web.app import install_dashboard
 
 log = logging.getLogger("automl.api")
+# what a request refused for an unreachable database tells its client to wait
+DB_RETRY_AFTER_S = 5
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -138,6 +141,18 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
     @app.exception_handler(APIError)
     async def _api_error(_request: Request, exc: APIError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
+
+    async def _database_unreachable(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("a request failed: the database is unreachable: %s", str(exc).splitlines()[0])
+        err = ServiceUnavailableError(
+            "the database is unreachable right now (restarting, or busy); try again shortly",
+            retry_after_s=DB_RETRY_AFTER_S,
+        )
+        return JSONResponse(err.body(), status_code=err.status_code, headers=err.headers())
+
+    # the driver's connection errors only: a bug (a bad query, a constraint) stays a 500
+    app.add_exception_handler(OperationalError, _database_unreachable)
+    app.add_exception_handler(InterfaceError, _database_unreachable)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

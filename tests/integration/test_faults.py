@@ -197,14 +197,15 @@ def _other_postgres_clients(own_database: str | None) -> list[str]:
     return [f"{d} ({n})" for d, n in rows if d != own_database]
 
 
+@pytest.mark.serial  # it stops PostgreSQL: no other test may use it meanwhile
 def test_postgresql_restarted_under_a_running_job(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """PostgreSQL is stopped while a job trains: /healthz says the database is down (503,
-    naming it); once it is started again the service reconnects by itself (no 5xx remains)
-    and the job succeeds — a write that failed meanwhile ends its run, and the lease machinery
-    runs it again from its last completed iteration — with each candidate and iteration
-    recorded once."""
+    naming it), and an API call is a 503 with Retry-After (not a 500); once it is started
+    again the service reconnects by itself (no 5xx remains) and the job succeeds — a write
+    that failed meanwhile ends its run, and the lease machinery runs it again from its last
+    completed iteration — with each candidate and iteration recorded once."""
     cluster = _pg_cluster()
     request.getfixturevalue("postgres_admin")
     # never restart the cluster under someone else's work (a benchmark, another test run)
@@ -245,11 +246,16 @@ def test_postgresql_restarted_under_a_running_job(
                     r = c.get("/healthz")
                     health.append((r.status_code, r.json()))
                     time.sleep(0.3)
+                # an API call meanwhile: a 503 saying when to try again, not a 500
+                listed = c.get("/api/v1/jobs")
             finally:
                 _pg_ctl(cluster, "start")
             assert health and all(code == 503 for code, _ in health), health
             assert all(body["status"] == "degraded" for _, body in health)
             assert all(body["database"].startswith("unreachable") for _, body in health)
+            assert listed.status_code == 503, listed.text
+            assert listed.headers["retry-after"] == "5"
+            assert "database is unreachable" in listed.json()["detail"]
 
             _wait_until(
                 "/healthz to say ok again", lambda: c.get("/healthz").status_code == 200, 60
