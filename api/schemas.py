@@ -75,7 +75,9 @@ class JobCreate(BaseModel):
 
 class Progress(BaseModel):
     iteration: int | None
-    max_iterations: int
+    max_iterations: int | None = Field(
+        description="iterations the job runs at most; null when its time budget decides"
+    )
     candidates_done: int
     candidates_total: int
     best_objective: float | None

@@ -1,8 +1,11 @@
 """The whole-job time budget: plan the search's iterations and the evaluation phase to fit.
 
 ``spec.time_budget_s`` bounds the whole job — search, evaluation phase, final model and export.
-The search starts an iteration only if, after it, there is still time for the smallest
-evaluation phase and the export; the phase then picks the largest plan that fits in what is
+With ``max_iterations`` unset the budget decides how many iterations run (as with NNI's
+``maxExperimentDuration`` without a trial count): the search starts another one only if, after
+it, the evaluation phase's grow rules and every sparsity level and the export still fit. With
+``max_iterations`` set it ends at that count or sooner, keeping time for the smallest
+evaluation phase and the export. The phase then picks the largest plan that fits in what is
 left: every step as the spec asks, else fewer sparsity levels, fewer cross-validation folds,
 no grow rules, no cross-validation — each cut recorded with the reason. Estimates come from what
 the search measured: how long its candidates took to train and how many trained at once.
@@ -92,6 +95,15 @@ def smallest_evaluation(timing: Timing, members: int, epochs: int, fine_tune_epo
     return estimate_evaluation(timing, members, 0, False, 1, epochs, fine_tune_epochs)
 
 
+def essential_evaluation(
+    timing: Timing, members: int, epochs: int, fine_tune_epochs: int, ev: Any
+) -> float:
+    """The phase without cross-validation: the grow rules and every sparsity level."""
+    return estimate_evaluation(
+        timing, members, 0, bool(ev.grow), len(ev.sparsities), epochs, fine_tune_epochs
+    )
+
+
 def may_start_iteration(
     budget_s: float, spent_s: float, timing: Timing | None, members_after: int, spec: Any
 ) -> tuple[bool, str]:
@@ -104,7 +116,15 @@ def may_start_iteration(
     after = spent_s + timing.iteration_s
     tail = export_reserve(budget_s)
     if ev.enabled:
-        tail += smallest_evaluation(timing, members_after, spec.epochs, ev.fine_tune_epochs)
+        if getattr(spec, "fills_budget", False):
+            # the budget, not an iteration count, ends this search: keep time for the steps
+            # that change the model (grow rules, every sparsity level); cross-validation only
+            # estimates it and gets what is left
+            tail += essential_evaluation(
+                timing, members_after, spec.epochs, ev.fine_tune_epochs, ev
+            )
+        else:
+            tail += smallest_evaluation(timing, members_after, spec.epochs, ev.fine_tune_epochs)
     if after + tail <= budget_s:
         return True, ""
     return False, (

@@ -116,7 +116,7 @@ def _load_dataset(
 class RichProgress:
     """Progress bars (iterations, candidates, epochs) and a table per iteration."""
 
-    def __init__(self, max_iterations: int) -> None:
+    def __init__(self, max_iterations: int | None) -> None:
         from automl.search import SearchCallback
 
         outer = self
@@ -543,7 +543,7 @@ def search(
 
     if ds.columns is not None:
         columns_table(ds.columns)
-    progress = RichProgress(search_spec.max_iterations)
+    progress = RichProgress(None if search_spec.fills_budget else search_spec.iteration_limit)
     try:
         outcome = run(search_spec, ds, out_dir, exe, [progress.callback])
     except AutoMLError as exc:

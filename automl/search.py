@@ -466,7 +466,7 @@ class AdaNetSearch:
             halving = SuccessiveHalving(generator, spec, self.measure)
             on_epoch = self._halving_hook(halving)
         self.budget_note = ""
-        for t in range(first, spec.max_iterations if not state.finished else first):
+        for t in range(first, spec.iteration_limit if not state.finished else first):
             if spec.time_budget_s is not None:
                 spent = spent_before + time.perf_counter() - started
                 fits, why = may_start_iteration(

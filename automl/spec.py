@@ -33,6 +33,18 @@ MAX_DEPTH = 32
 MAX_WARM_START = 20
 
 
+DEFAULT_MAX_ITERATIONS = 5
+MAX_ITERATIONS = 100
+
+
+def iteration_limit(max_iterations: int | None, time_budget_s: float | None) -> int | None:
+    """The iteration count a spec asks for (``max_iterations`` unset: the default, or None
+    when a time budget decides), for callers holding a stored spec's dict."""
+    if max_iterations is not None:
+        return int(max_iterations)
+    return None if time_budget_s is not None else DEFAULT_MAX_ITERATIONS
+
+
 class _Model(BaseModel):
     # NaN and infinity are refused: no setting means them, and JSON cannot carry them back
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
@@ -240,7 +252,15 @@ class SearchSpec(_Model):
         description="successive halving: stop an iteration's weak candidates at rungs",
     )
     candidates_per_iteration: int = Field(4, ge=1, le=64)
-    max_iterations: int = Field(5, ge=1, le=100)
+    max_iterations: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ITERATIONS,
+        description=f"iterations at most; unset: {DEFAULT_MAX_ITERATIONS}, or with "
+        f"time_budget_s as many as the budget fits (at most {MAX_ITERATIONS}): the search "
+        "then ends when F stops falling or when one more iteration and the evaluation phase "
+        "would not fit",
+    )
     force_grow: bool = Field(False, description="add a member even when F does not fall")
     paper_candidates: bool = Field(
         True, description="propose the paper's two candidates: as deep as the last member, +1"
@@ -297,6 +317,17 @@ class SearchSpec(_Model):
     _check_lists = field_validator("optimizers", "schedules", "batch_size", "ensemble_strategies")(
         _non_empty
     )
+
+    @property
+    def iteration_limit(self) -> int:
+        """The iterations the search may run: ``max_iterations`` when set; else as many as a
+        time budget fits, or the default without one."""
+        return iteration_limit(self.max_iterations, self.time_budget_s) or MAX_ITERATIONS
+
+    @property
+    def fills_budget(self) -> bool:
+        """No iteration count was asked for and there is a time budget: the budget decides."""
+        return self.max_iterations is None and self.time_budget_s is not None
 
     @model_validator(mode="after")
     def _halving_needs_one_objective(self) -> SearchSpec:

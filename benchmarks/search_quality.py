@@ -45,6 +45,9 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
 
     base = SearchSpec.from_json(args.spec.read_text()) if args.spec else SearchSpec()
     raw = {**base.to_dict(), "seed": seed, "sampler": sampler, "time_budget_s": budget}
+    warm = warm_configurations(args, name)
+    if warm:
+        raw.update(warm_start=True, warm_start_configurations=warm)
     if args.executor == "ray":
         raw["resources"] = {"cpus": 1}
     spec = SearchSpec.from_dict(raw)
@@ -57,6 +60,7 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
     )
     exe = create_executor(args.executor, resources=spec.resources)
     result = AdaNetSearch(spec, data, exe).run()
+    search_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as out:
         outcome = finish(result, Path(out), executor=exe)  # the export counts too
     wall = time.perf_counter() - started
@@ -82,7 +86,46 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
         "evaluation_cuts": plan.get("cuts", []),
         "sparsity": report["evaluation"]["sparsity"] if report.get("evaluation") else 0.0,
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        "search_s": round(search_s, 1),
+        "warm_start": len(warm),
+        # the search's validation F after each iteration, against seconds since the job began
+        # (data loading included): how soon a warm start gets where a cold one ended
+        "objective_curve": curve(result, started_search=search_s),
+        "final_objective": result.ensemble.fit.objective,
+        # the best configurations of this run by their candidate ensemble's F, to warm-start
+        # another (--warm-from)
+        "top_configurations": [
+            c.hparams
+            for c in sorted(
+                (c for it in result.iterations for c in it.candidates if c.objective is not None),
+                key=lambda c: c.objective,
+            )[: spec.candidates_per_iteration]
+        ],
     }
+
+
+def curve(result: object, started_search: float) -> list[tuple[float, float]]:
+    """(seconds since the job began, the ensemble's F) at the end of each iteration: the
+    iterations' durations counted back from the end of the search."""
+    its = result.iterations  # type: ignore[attr-defined]
+    t = started_search - sum(it.duration_s for it in its)
+    points = []
+    for it in its:
+        t += it.duration_s
+        improved = it.improved and it.best_objective is not None
+        objective = it.best_objective if improved else it.previous_objective
+        points.append((round(t, 1), objective))
+    return points
+
+
+def warm_configurations(args: argparse.Namespace, name: str) -> list[dict]:
+    """--warm-from: the top configurations of that file's run on this dataset (its first)."""
+    if not args.warm_from:
+        return []
+    rows = [r for r in json.loads(args.warm_from.read_text()) if r["dataset"] == name]
+    if args.warm_seed is not None:
+        rows = [r for r in rows if r["seed"] == args.warm_seed]
+    return rows[0]["top_configurations"] if rows else []
 
 
 def table(rows: list[dict]) -> str:
@@ -118,6 +161,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (--executor ray)")
     parser.add_argument("--spec", type=Path, help="spec JSON (default: the default spec)")
     parser.add_argument("--json", type=Path, help="write every row here too")
+    parser.add_argument(
+        "--warm-from",
+        type=Path,
+        help="a --json file of an earlier run: warm-start from its top configurations "
+        "(warm_start_configurations, as the service's history would fill them)",
+    )
+    parser.add_argument("--warm-seed", type=int, help="the earlier run's seed to take them from")
     args = parser.parse_args()
     budgets = {k: v["budget_s"] for k, v in TARGETS.items()}
     for item in args.budget:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,12 @@ from api.services.history import HistoryService
 from api.services.quotas import QuotaService
 from automl.data import builtin_kind
 from automl.errors import SpecError, UnknownDatasetError
+from automl.spec import iteration_limit
+
+
+def spec_iteration_limit(spec: dict[str, Any]) -> int | None:
+    """The iterations a stored spec asks for; None when its time budget decides."""
+    return iteration_limit(spec.get("max_iterations"), spec.get("time_budget_s"))
 
 
 def _kind_of_shape(shape: list[int] | None) -> str:
@@ -181,7 +188,7 @@ def job_public(job: Job) -> JobPublic:
         executor=job.executor,
         progress=Progress(
             iteration=job.current_iteration,
-            max_iterations=int(spec.get("max_iterations", 0)),
+            max_iterations=spec_iteration_limit(spec),
             candidates_done=job.candidates_done,
             candidates_total=job.candidates_total,
             best_objective=job.best_objective,

@@ -27,7 +27,7 @@ from api.repositories import (
     IterationRepository,
     JobRepository,
 )
-from api.services.jobs import JobService
+from api.services.jobs import JobService, spec_iteration_limit
 
 PAGE_SIZES = (25, 50, 100, 200)
 MAX_PAGE_SIZE = PAGE_SIZES[-1]
@@ -96,7 +96,7 @@ class JobSummary:
     state: str
     dataset: str
     iteration: int | None
-    max_iterations: int
+    max_iterations: int | None  # None: the time budget decides
     per_iteration: int
     candidates_done: int
     candidates_total: int
@@ -120,6 +120,9 @@ class JobSummary:
         one; 1 once the job has succeeded (a failed or cancelled one keeps where it stopped)."""
         if self.state == JobState.succeeded:
             return 1.0
+        if self.max_iterations is None and self.time_left_s is not None and self.elapsed_s:
+            # the time budget decides how many iterations run: the share of it spent
+            return max(0.0, min(1.0, self.elapsed_s / (self.elapsed_s + self.time_left_s)))
         if not self.max_iterations or self.iteration is None:
             return 0.0
         # the totals count every iteration so far; what is left belongs to the current one
@@ -246,7 +249,7 @@ class ResultService:
             state=job.state,
             dataset=dataset,
             iteration=job.current_iteration,
-            max_iterations=int((job.spec or {}).get("max_iterations", 0)),
+            max_iterations=spec_iteration_limit(job.spec or {}),
             per_iteration=int((job.spec or {}).get("candidates_per_iteration", 0)),
             candidates_done=job.candidates_done,
             candidates_total=job.candidates_total,

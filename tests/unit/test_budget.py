@@ -90,3 +90,54 @@ def test_a_budget_shorter_than_the_job_still_ends_with_a_model_and_says_what_it_
     assert steps["prune_weights"]["kept"] is False
     assert outcome.report["budget"]["time_budget_s"] == 1.0
     assert outcome.report["test_metrics"]["accuracy"] > 0  # a model all the same
+
+
+def test_without_an_iteration_count_the_budget_decides_how_many_iterations_run() -> None:
+    plain = SearchSpec()
+    assert plain.max_iterations is None and plain.iteration_limit == 5 and not plain.fills_budget
+    budgeted = SearchSpec(time_budget_s=600)
+    assert budgeted.fills_budget and budgeted.iteration_limit == 100
+    capped = SearchSpec(time_budget_s=600, max_iterations=3)
+    assert not capped.fills_budget and capped.iteration_limit == 3
+    # the stored spec says so, and reads back the same
+    assert SearchSpec.from_dict(budgeted.to_dict()).fills_budget
+
+
+def test_a_budget_filling_search_keeps_time_for_the_grow_rules_and_every_sparsity() -> None:
+    """With the budget deciding, the search stops earlier than with a count: after its last
+    iteration the phase's steps that change the model (grow, all sparsity levels) still fit,
+    not only its least."""
+    timing = Timing(candidate_s=4.0, iteration_s=20.0, parallel=1)
+    counted = _spec()
+    filling = SearchSpec.from_dict(
+        {**counted.to_dict(), "max_iterations": None, "time_budget_s": 300}
+    )
+    assert filling.fills_budget
+    essential = export_reserve(300.0) + estimate_evaluation(timing, 2, 0, True, 4, 10, 2)
+    smallest = export_reserve(300.0) + estimate_evaluation(timing, 2, 0, False, 1, 10, 2)
+    assert essential > smallest
+    between = 300.0 - 20.0 - (essential + smallest) / 2
+    assert may_start_iteration(300.0, between, timing, 2, counted)[0]
+    ok, why = may_start_iteration(300.0, between, timing, 2, filling)
+    assert not ok and "would not fit" in why
+    assert may_start_iteration(300.0, 300.0 - 20.0 - essential - 1.0, timing, 2, filling)[0]
+
+
+def test_a_budgeted_search_without_a_count_runs_past_the_default_five_iterations() -> None:
+    """Iris with one tiny candidate per iteration and ``force_grow`` (so F's plateau does not end
+    it): the budget, not the default count of 5, ends the search, and it says so."""
+    spec = SearchSpec.from_dict(
+        tiny_spec_dict(
+            max_iterations=None,
+            candidates_per_iteration=1,
+            epochs=1,
+            force_grow=True,
+            time_budget_s=40.0,
+            seed=3,
+            evaluation={"enabled": False},
+        )
+    )
+    data = prepare(load_builtin("iris"), seed=3)
+    result = AdaNetSearch(spec, data).run()
+    assert len(result.iterations) > 5, len(result.iterations)
+    assert result.stop_reason == "time_budget" and "would not fit" in result.stop_detail

@@ -213,7 +213,7 @@
       el.value = job.progress;
       el.textContent = Math.round(job.progress * 100) + "%";
     });
-    setField("iteration", job.iteration === null ? "not started" : "iteration " + (job.iteration + 1) + " of " + job.max_iterations);
+    setField("iteration", job.iteration === null ? "not started" : "iteration " + (job.iteration + 1) + (job.max_iterations === null ? " (the time budget decides how many)" : " of " + job.max_iterations));
     setField("candidates", job.candidates_done + " of " + job.candidates_total + " trained");
     setField("best_objective", num(job.best_objective));
     setField("elapsed", duration(job.elapsed_s));
