@@ -191,14 +191,24 @@ def history(
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (AUTOML_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (AUTOML_PORT)")] = None,
+    api_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="HTTP processes (AUTOML_API_WORKERS, default 1); with more, the controller "
+            "runs in this process beside them and requests never wait on its work",
+        ),
+    ] = None,
 ) -> None:
     """Run the REST API and the controller (SQLite + local Ray by default)."""
     import uvicorn
 
     from api.errors import SchemaTooNewError
-    from api.main import create_app
+    from api.main import controller_process, create_app
 
-    settings = _service_settings(host=host, port=port)
+    settings = _service_settings(host=host, port=port, api_workers=api_workers)
     from api.db import make_engine
     from api.migrate import upgrade
 
@@ -216,14 +226,30 @@ def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stopped_by.append(signum))
     try:
-        uvicorn.run(
-            create_app(settings, announce=True),
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            # open connections (an event stream) may delay the stop this long, no more
-            timeout_graceful_shutdown=10,
-        )
+        if settings.api_workers == 1:
+            uvicorn.run(
+                create_app(settings, announce=True),
+                host=settings.host,
+                port=settings.port,
+                log_level="info",
+                # open connections (an event stream) may delay the stop this long, no more
+                timeout_graceful_shutdown=10,
+            )
+        else:
+            # the controller (and Ray) here; uvicorn's HTTP processes are spawned fresh, read
+            # the same AUTOML_* environment and serve the API only. uvicorn's supervisor
+            # takes SIGTERM/SIGINT: it stops its processes, then the controller stops.
+            with controller_process(settings, announce=True):
+                os.environ["AUTOML_RUN_CONTROLLER"] = "false"
+                uvicorn.run(
+                    "api.main:http_only_app",
+                    factory=True,
+                    workers=settings.api_workers,
+                    host=settings.host,
+                    port=settings.port,
+                    log_level="info",
+                    timeout_graceful_shutdown=10,
+                )
     except SchemaTooNewError as exc:
         raise fail(str(exc)) from None
     if stopped_by:

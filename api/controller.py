@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.artifacts import ArtifactStore
 from api.db import session_scope
-from api.metrics import Metrics
 from api.models import Candidate, CandidateState, Event, Iteration, Job, JobState, utcnow
 from api.repositories import (
     CandidateRepository,
@@ -67,12 +66,10 @@ class Controller:
         settings: Settings,
         factory: sessionmaker[Session],
         store: ArtifactStore,
-        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.factory = factory
         self.store = store
-        self.metrics = metrics
         # who holds a lease: readable in the database, unique per process start
         self.lease_id = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._stop = threading.Event()
@@ -350,7 +347,16 @@ class Controller:
         import workers  # noqa: F401 - registers the ray executor
         from automl.executors import create_executor
 
-        return create_executor(name, resources=spec.resources, address=self.settings.ray_address)
+        if name != "ray":
+            return create_executor(name, resources=spec.resources)
+        return create_executor(
+            name,
+            resources=spec.resources,
+            address=self.settings.ray_address,
+            nice=self.settings.worker_nice,
+            max_retries=self.settings.ray_max_retries,
+            placement_timeout_s=self.settings.ray_placement_timeout_s,
+        )
 
     def _run_job(self, job_id: str) -> None:
         from automl.data import prepare
@@ -635,9 +641,6 @@ class JobCallback(SearchCallback):
                     f"candidate {record.name} failed: {last[0]}",
                     candidate=record.name,
                 )
-        if self.c.metrics is not None:
-            self.c.metrics.candidates.labels(record.state).inc()
-            self.c.metrics.candidate_seconds.observe(record.duration_s)
 
     def on_ensemble_chosen(self, record: Any, ensemble: Any) -> None:
         with self._session() as s:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,9 +21,14 @@ from api.db import make_engine, make_session_factory, session_scope
 from api.deps import AppState
 from api.errors import APIError, ServiceUnavailableError, document_errors
 from api.limits import UploadLimitMiddleware
-from api.metrics import Metrics
+from api.metrics import (
+    DURATION_BUCKETS,
+    FINAL_CANDIDATE_STATES,
+    CandidateFigures,
+    Metrics,
+)
 from api.migrate import upgrade
-from api.repositories import JobRepository
+from api.repositories import CandidateRepository, JobRepository
 from api.routes import datasets, health, history, jobs, keys, models
 from api.services.quotas import QuotaLimits
 from api.settings import Settings
@@ -56,65 +61,120 @@ def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
             signal.signal(sig, handler)
 
 
+def _open_database(settings: Settings) -> tuple[Any, Any, ArtifactStore]:
+    """Upgrade the schema; the engine, the session factory (carrying the per-owner quotas its
+    services enforce) and the artifact store."""
+    engine = make_engine(settings.database_url)
+    before, after = upgrade(engine)
+    if before != after:
+        log.warning("database schema upgraded from %s to %s", before, after)
+    factory = make_session_factory(engine, info=QuotaLimits.from_settings(settings).session_info())
+    store = ArtifactStore(settings.artifact_dir)
+    store.root.mkdir(parents=True, exist_ok=True)
+    return engine, factory, store
+
+
+def _first_key(settings: Settings, factory: Any, announce: bool) -> None:
+    """With no API key yet, create one for owner 'local' and (``announce``) print it once."""
+    with session_scope(factory) as s:
+        first_key = None if any_key_exists(s) else create_api_key(s, "local")
+    if first_key and announce:
+        base = f"http://{settings.host}:{settings.port}"
+        print(
+            "\nautoml: created the first API key (owner 'local'); it is shown only once:\n\n"
+            f"    {first_key}\n\nSubmit a search of the digits dataset:\n\n"
+            f"    curl -s -X POST {base}/api/v1/jobs \\\n"
+            f"      -H 'Authorization: Bearer {first_key}' \\\n"
+            "      -H 'Content-Type: application/json' \\\n"
+            '      -d \'{"dataset": "digits", "spec": {"max_iterations": 3}}\'\n\n'
+            f"Dashboard: {base}/ (sign in with the key above)\n"
+            f"API docs: {base}/docs\n",
+            flush=True,
+        )
+
+
+def _start_ray(settings: Settings) -> None:
+    """Join (or start) Ray for the controller and warm its workers in the background."""
+    from workers.ray_executor import RayExecutor, ensure_ray
+
+    # ray.init replaces the SIGTERM handler with one that raises SystemExit wherever the main
+    # thread is (in the event loop: a stack dump, no graceful shutdown); keep the server's own
+    # (uvicorn's: stop taking requests, then run the shutdown)
+    handlers = _signal_handlers()
+    ensure_ray(settings.ray_address, settings.ray_num_cpus)
+    _restore_signal_handlers(handlers)
+
+    def warm() -> None:
+        try:
+            n = RayExecutor(address=settings.ray_address, nice=settings.worker_nice).warm_up()
+            log.info("%d Ray worker(s) warm", n)
+        except Exception:  # noqa: BLE001 - a cold pool only costs the first job time
+            log.exception("warming the Ray workers failed")
+
+    threading.Thread(target=warm, name="ray-warm-up", daemon=True).start()
+
+
+def _stop_ray() -> None:
+    from workers.ray_executor import shutdown_ray
+
+    shutdown_ray()
+
+
+@contextmanager
+def controller_process(settings: Settings, announce: bool = True) -> Iterator[Controller]:
+    """The controller without the HTTP API, for the parent of ``automl serve --workers N``:
+    its HTTP processes (``http_only_app``) take no jobs, this process runs them all. The first
+    API key is made (and announced) here, before any HTTP process starts."""
+    engine, factory, store = _open_database(settings)
+    _first_key(settings, factory, announce)
+    uses_ray = settings.executor == "ray"
+    if uses_ray:
+        _start_ray(settings)
+    controller = Controller(settings, factory, store)
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+        if uses_ray:
+            _stop_ray()
+        engine.dispose()
+
+
+def http_only_app() -> FastAPI:
+    """One HTTP process of ``automl serve --workers N`` (a uvicorn factory): settings from the
+    environment, no controller and no Ray (the parent process runs them)."""
+    return create_app(Settings(run_controller=False))
+
+
 def create_app(settings: Settings | None = None, announce: bool = False) -> FastAPI:
-    """Build the app. ``announce`` prints the first-start API key and an example request."""
+    """Build the app. ``announce`` prints the first-start API key and an example request.
+    With ``settings.run_controller`` off the process serves the API only: another process
+    (``controller_process``) runs the jobs, and this one starts no Ray."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        before, after = upgrade(engine)
-        if before != after:
-            log.warning("database schema upgraded from %s to %s", before, after)
-        # every session of the app carries the per-owner quotas its services enforce
-        factory = make_session_factory(
-            engine, info=QuotaLimits.from_settings(settings).session_info()
-        )
-        store = ArtifactStore(settings.artifact_dir)
-        store.root.mkdir(parents=True, exist_ok=True)
+        engine, factory, store = _open_database(settings)
 
         def job_counts() -> dict[str, int]:
             with session_scope(factory) as s:
                 return JobRepository(s).counts_by_state()
 
-        metrics = Metrics(job_counts)
+        def candidate_figures() -> CandidateFigures:
+            with session_scope(factory) as s:
+                by_state, buckets, count, seconds = CandidateRepository(s).duration_figures(
+                    FINAL_CANDIDATE_STATES, DURATION_BUCKETS
+                )
+            return CandidateFigures(by_state, buckets, count, seconds)
+
+        metrics = Metrics(job_counts, candidate_figures)
         app.state.automl = AppState(settings, factory, store, metrics)
-        with session_scope(factory) as s:
-            first_key = None if any_key_exists(s) else create_api_key(s, "local")
-        if first_key and announce:
-            base = f"http://{settings.host}:{settings.port}"
-            print(
-                "\nautoml: created the first API key (owner 'local'); it is shown only once:\n\n"
-                f"    {first_key}\n\nSubmit a search of the digits dataset:\n\n"
-                f"    curl -s -X POST {base}/api/v1/jobs \\\n"
-                f"      -H 'Authorization: Bearer {first_key}' \\\n"
-                "      -H 'Content-Type: application/json' \\\n"
-                '      -d \'{"dataset": "digits", "spec": {"max_iterations": 3}}\'\n\n'
-                f"Dashboard: {base}/ (sign in with the key above)\n"
-                f"API docs: {base}/docs\n",
-                flush=True,
-            )
-        if settings.executor == "ray":
-            import threading
-
-            from workers.ray_executor import RayExecutor, ensure_ray
-
-            # ray.init replaces the SIGTERM handler with one that raises SystemExit wherever
-            # the main thread is (in the event loop: a stack dump, no graceful shutdown); keep
-            # the server's own (uvicorn's: stop taking requests, then run the shutdown below)
-            handlers = _signal_handlers()
-            ensure_ray(settings.ray_address, settings.ray_num_cpus)
-            _restore_signal_handlers(handlers)
-
-            def warm() -> None:
-                try:
-                    n = RayExecutor(address=settings.ray_address).warm_up()
-                    log.info("%d Ray worker(s) warm", n)
-                except Exception:  # noqa: BLE001 - a cold pool only costs the first job time
-                    log.exception("warming the Ray workers failed")
-
-            threading.Thread(target=warm, name="ray-warm-up", daemon=True).start()
-        controller = Controller(settings, factory, store, metrics)
+        _first_key(settings, factory, announce)
+        uses_ray = settings.executor == "ray" and settings.run_controller
+        if uses_ray:
+            _start_ray(settings)
+        controller = Controller(settings, factory, store)
         app.state.controller = controller
         if settings.run_controller:
             controller.start()
@@ -122,10 +182,8 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
             yield
         finally:
             controller.stop()
-            if settings.executor == "ray":
-                from workers.ray_executor import shutdown_ray
-
-                shutdown_ray()
+            if uses_ray:
+                _stop_ray()
             engine.dispose()
 
     app = FastAPI(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
 from api.models import (
@@ -311,6 +311,31 @@ class IterationRepository:
 class CandidateRepository:
     def __init__(self, session: Session) -> None:
         self.s = session
+
+    def duration_figures(
+        self, states: Sequence[str], bounds: Sequence[float]
+    ) -> tuple[dict[str, int], list[int], int, float]:
+        """Of every stored candidate in ``states``: the count by state, how many took at most
+        each of ``bounds`` seconds (cumulative), the count with a duration, and their sum."""
+        by_state = {
+            str(state): int(n)
+            for state, n in self.s.execute(
+                select(Candidate.state, func.count())
+                .where(Candidate.state.in_(list(states)))
+                .group_by(Candidate.state)
+            ).all()
+        }
+        timed = Candidate.state.in_(list(states)) & Candidate.duration_s.is_not(None)
+        row = self.s.execute(
+            select(
+                *[func.sum(case((Candidate.duration_s <= b, 1), else_=0)) for b in bounds],
+                func.count(),
+                func.sum(Candidate.duration_s),
+            ).where(timed)
+        ).one()
+        values = list(row)
+        buckets = [int(v or 0) for v in values[: len(bounds)]]
+        return by_state, buckets, int(values[-2] or 0), float(values[-1] or 0.0)
 
     def get(self, job_id: str, name: str) -> Candidate | None:
         return self.s.scalar(

@@ -48,6 +48,29 @@ class Settings(BaseSettings):
         3, ge=1, le=100, description="runs of one job that may end in a crash before it fails"
     )
     run_controller: bool = Field(True, description="run the controller inside the API process")
+    api_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="HTTP processes of `automl serve`; with more than one, the controller runs "
+        "in their parent process and none of them trains or scores",
+    )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="CPU priority (Linux nice) Ray workers train at: on a node shared with the "
+        "API, requests go first",
+    )
+    ray_max_retries: int = Field(
+        2, ge=0, le=100, description="times a candidate whose Ray worker died is started again"
+    )
+    ray_placement_timeout_s: float = Field(
+        180.0,
+        gt=0,
+        description="how long a new Ray worker may take to be placed and start before its "
+        "candidates fail as infrastructure",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 

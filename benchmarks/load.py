@@ -115,6 +115,8 @@ def serving(db_url: str, workdir: Path, args: argparse.Namespace, **env: str) ->
         "AUTOML_MAX_JOBS_PER_OWNER": str(args.max_jobs_per_owner),
         "AUTOML_HEARTBEAT_INTERVAL_S": str(args.heartbeat_s),
         "AUTOML_LEASE_TIMEOUT_S": str(args.lease_s),
+        "AUTOML_API_WORKERS": str(args.api_workers),
+        "AUTOML_WORKER_NICE": str(args.worker_nice),
     } | env
     server = Server(db_url, workdir, extra_env=extra).start(timeout=300)
     try:
@@ -609,6 +611,12 @@ def main() -> int:
     p.add_argument("--reads", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=50, help="requests in flight at most")
     p.add_argument("--executor", choices=["in_process", "ray"], default="in_process")
+    p.add_argument(
+        "--api-workers", type=int, default=1, help="HTTP processes (AUTOML_API_WORKERS)"
+    )
+    p.add_argument(
+        "--worker-nice", type=int, default=10, help="Ray workers' nice (AUTOML_WORKER_NICE)"
+    )
     p.add_argument("--train-iterations", type=int, default=4)
     p.add_argument("--train-epochs", type=int, default=20)
     p.add_argument("--settle-s", type=float, default=5.0)

@@ -26,10 +26,50 @@ from automl.training import (
 )
 
 
+def thread_nice_values() -> list[int]:
+    """The nice value of each thread of this process (Linux; empty elsewhere)."""
+    values = []
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return []
+    for tid in tids:
+        try:
+            values.append(os.getpriority(os.PRIO_PROCESS, tid))
+        except OSError:
+            continue
+    return values
+
+
+def lower_priority(nice: int) -> int:
+    """Raise the nice value of every thread of this process to at least ``nice`` (Linux keeps
+    one per thread, and a new thread inherits its creator's: Ray's threads exist before this
+    runs, TensorFlow's pools are made later). Training is batch work: on a machine it shares
+    with the API, a request should not wait behind it. Returns how many threads were
+    changed; never fails (lowering a nice value needs privileges, raising it does not)."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return 0
+    changed = 0
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [0]
+    for tid in tids:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+                changed += 1
+        except OSError:  # the thread ended meanwhile
+            continue
+    return changed
+
+
 @ray.remote
 class CandidateWorker:
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, nice: int = 0) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self.nice = nice
+        lower_priority(nice)
         started = time.perf_counter()
         import tensorflow as tf
 
@@ -60,6 +100,7 @@ class CandidateWorker:
         """Train one candidate; with ``report_epochs`` keep its epochs' logs for ``epochs`` and
         stop it after the epoch during which ``prune`` was called for it."""
         self.trained += 1
+        lower_priority(self.nice)  # threads started since (TensorFlow's, Ray's) too
         candidate = CandidateSpec.from_dict(spec)
         with self._lock:
             self._current, self._epochs, self._prune = candidate.name, [], False
@@ -100,4 +141,6 @@ class CandidateWorker:
             "import_s": self.import_s,
             "trained": self.trained,
             "op_determinism": bool(config.is_op_determinism_enabled()),
+            # the lowest nice value among its threads: what its training yields at
+            "nice": min(thread_nice_values() or [os.getpriority(os.PRIO_PROCESS, 0)]),
         }

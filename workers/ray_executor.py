@@ -36,6 +36,8 @@ _started_local = False
 DEFAULT_MAX_RETRIES = 2
 # a new worker is placed and imports TensorFlow in seconds; minutes mean it has no place
 DEFAULT_PLACEMENT_TIMEOUT_S = 180.0
+# training yields the CPU to requests on a node it shares with the API (Linux nice)
+DEFAULT_WORKER_NICE = 10
 # a training past its timeout_s stops itself after its next batch; past this multiple (+10 s)
 # it is stuck, and its worker is killed
 TIMEOUT_GRACE = 1.5
@@ -196,6 +198,18 @@ class _Attempt:
     prune_sent: bool = False  # its worker was asked to stop it (successive halving)
 
 
+def worker_nice() -> int:
+    """``AUTOML_WORKER_NICE`` (0–19, default 10): the nice value workers train at."""
+    raw = os.environ.get("AUTOML_WORKER_NICE", str(DEFAULT_WORKER_NICE))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"AUTOML_WORKER_NICE must be an integer 0-19, not {raw!r}") from None
+    if not 0 <= value <= 19:
+        raise ValueError(f"AUTOML_WORKER_NICE must be between 0 and 19, not {value}")
+    return value
+
+
 class RayExecutor(Executor):
     """Candidates train on warm Ray actors, as many at once as the cluster's nodes have room for.
 
@@ -213,6 +227,8 @@ class RayExecutor(Executor):
             start (it imports TensorFlow), counted while no other job of this process holds
             busy workers; a worker that misses it is given up, and when this run then has no
             worker at all its candidates fail instead of waiting forever.
+        nice: The CPU priority workers train at (Linux nice, 0–19; default
+            ``AUTOML_WORKER_NICE``, 10): on a node shared with the API, requests go first.
     """
 
     name = "ray"
@@ -224,6 +240,7 @@ class RayExecutor(Executor):
         max_parallel: int | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         placement_timeout_s: float = DEFAULT_PLACEMENT_TIMEOUT_S,
+        nice: int | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, not {max_retries}")
@@ -234,6 +251,7 @@ class RayExecutor(Executor):
         self.max_parallel = max_parallel
         self.max_retries = max_retries
         self.placement_timeout_s = placement_timeout_s
+        self.nice = worker_nice() if nice is None else nice
         self._data_ref: Any = None
         self._slots = 1
 
@@ -286,7 +304,7 @@ class RayExecutor(Executor):
                     num_gpus=self.resources.gpus,
                     # train in one thread; the driver's epoch polls and prune in the other
                     max_concurrency=2,
-                ).remote(max(1, int(self.resources.cpus)))
+                ).remote(max(1, int(self.resources.cpus)), self.nice)
                 pool.append(actor)
                 idle.append(actor)
             _busy.update(idle)
@@ -554,7 +572,8 @@ class RayExecutor(Executor):
         return warm
 
     def worker_info(self) -> list[dict[str, Any]]:
-        """pid, TensorFlow import time and candidates trained, for every pooled actor."""
+        """pid, TensorFlow import time, candidates trained and nice value, for every pooled
+        actor."""
         import ray
 
         with _lock:

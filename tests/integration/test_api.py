@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 
 import numpy as np
@@ -273,7 +274,12 @@ def test_a_digits_job_runs_to_success_with_candidates_live(server: Server) -> No
         assert job["id"] in [j["id"] for j in listed["data"]]
         assert all(j["state"] == "succeeded" for j in listed["data"])
         metrics = c.get("/metrics").text
-        assert 'automl_candidates_trained_total{state="completed"}' in metrics
+        completed = [x for x in cands["data"] if x["state"] == "completed"]
+        trained = re.search(r'automl_candidates_trained_total\{state="completed"\} (\S+)', metrics)
+        timed = re.search(r"automl_candidate_duration_seconds_count (\S+)", metrics)
+        # read from the database: this job's candidates at least (the module's server is shared)
+        assert trained and float(trained.group(1)) >= len(completed) > 0, metrics
+        assert timed and float(timed.group(1)) >= len(completed), metrics
         assert (server.workdir / "artifacts" / "jobs" / job["id"] / "model.keras").is_file()
         # a finished job can be deleted, with its files
         assert c.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 409

@@ -148,6 +148,9 @@ def test_warm_workers_are_reused_by_the_next_job(two_nodes: Cluster, data: Train
     after = {w["pid"]: w["trained"] for w in first.worker_info()}
     assert set(after) == set(before)  # no new process imported TensorFlow again
     assert sum(after.values()) == sum(before.values()) + 4
+    # every thread of every worker (TensorFlow's pools made while training too) trains at
+    # AUTOML_WORKER_NICE's default: a request to an API on the same node goes first
+    assert [w["nice"] for w in first.worker_info()] == [10, 10]
 
 
 @pytest.mark.timeout(240)
