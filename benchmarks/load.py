@@ -611,9 +611,7 @@ def main() -> int:
     p.add_argument("--reads", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=50, help="requests in flight at most")
     p.add_argument("--executor", choices=["in_process", "ray"], default="in_process")
-    p.add_argument(
-        "--api-workers", type=int, default=1, help="HTTP processes (AUTOML_API_WORKERS)"
-    )
+    p.add_argument("--api-workers", type=int, default=1, help="HTTP processes (AUTOML_API_WORKERS)")
     p.add_argument(
         "--worker-nice", type=int, default=10, help="Ray workers' nice (AUTOML_WORKER_NICE)"
     )
