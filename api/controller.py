@@ -9,11 +9,12 @@ database; none ever takes over a job whose runner is alive.
 
 Restart safety: an iteration becomes durable when its row is written (with the members' weights
 on disk); a job taken over continues from its last completed iteration after the candidates of
-its unfinished one are removed — no candidate lost, none recorded twice. The evaluation phase is
-not durable step by step (a step depends on the members the steps before it kept): a job
-stopped during it runs the whole phase again from the search's end, and the step and training
-events of the interrupted run are marked ``superseded`` first, so the job's record (its events
-less the superseded ones, and ``result.evaluation.steps``) holds each step once.
+its unfinished one are removed — no candidate lost, none recorded twice. In the evaluation phase
+each completed training is durable (kept on disk until the model is exported): a job stopped
+during the phase runs its steps again from the search's end, deterministically, but trains only
+what its interrupted run had not finished; the step and training events of the interrupted run
+are marked ``superseded`` first, so the job's record (its events less the superseded ones, and
+``result.evaluation.steps``) holds each step once.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from api.services.history import record_iteration
 from api.settings import Settings
 from automl.errors import AutoMLError, SearchCancelledError
 from automl.search import SearchCallback  # no TensorFlow at import time
+from automl.training_store import TrainingStore
 
 log = logging.getLogger("automl.controller")
 
@@ -411,12 +413,17 @@ class Controller:
         def on_training(res: Any, record: dict[str, Any]) -> None:
             where = f" on {record['node']}" if record["node"] else ""
             retried = f", {record['attempts']} attempts" if record["attempts"] > 1 else ""
+            how = (
+                f"reused from the interrupted run (trained{where} in "
+                f"{record['duration_s']:.1f} s)"
+                if record.get("reused")
+                else f"{record['state']}{where} in {record['duration_s']:.1f} s{retried}"
+            )
             with session_scope(self.factory) as s:
                 EventRepository(s).add(
                     job_id,
                     "info" if res.ok else "error",
-                    f"evaluation training {record['name']} ({record['kind']}) {record['state']}"
-                    f"{where} in {record['duration_s']:.1f} s{retried}"
+                    f"evaluation training {record['name']} ({record['kind']}) {how}"
                     + (f": {record['error']}" if record["error"] else ""),
                     training=record,
                 )
@@ -434,6 +441,9 @@ class Controller:
             if self.stopping or self.cancel_requested(job_id):
                 raise SearchCancelledError("the job was cancelled during the evaluation phase")
 
+        # the phase's completed trainings, kept until the job's model is exported: a run of
+        # the phase after a kill, a stop or a cancel does not train them again
+        store = TrainingStore(self.store.job_dir(job_id) / "evaluation_trainings")
         outcome = finish(
             result,
             self.store.job_dir(job_id),
@@ -441,7 +451,9 @@ class Controller:
             executor=executor,
             should_stop=callback.should_stop,
             on_training=on_training,
+            training_store=store,
         )
+        store.clear()
         report = outcome.report
         return {
             "test_metrics": report["test_metrics"],
@@ -465,9 +477,10 @@ class Controller:
         """Mark the step and training events of an earlier, unfinished run of the job's
         evaluation phase ``superseded`` (with one event saying so), before the phase runs again.
 
-        The phase is not resumed step by step: a step depends on the members and mixture fit
-        the steps before it kept, and its trainings are not stored, so it runs again from the
-        search's end (deterministically: same seeds, same steps). Without this the job's events
+        The phase runs again from the search's end (deterministically: same seeds, same
+        steps), its steps' fits and decisions again, but a training its interrupted run
+        completed is not trained again: it is kept on disk (``TrainingStore``) and reported
+        as reused. Without this the job's events
         would list those steps twice; with it, the events not marked superseded hold each step
         of the phase that produced the model once, as ``result.evaluation.steps`` does. A phase
         that reached its end is never run again (the job succeeded), so every unmarked step

@@ -40,6 +40,7 @@ from automl.training import (
     magnitude_masks,
     train_candidate,
 )
+from automl.training_store import TrainingStore
 
 # F may rise by round-off only, for a step that must "not be worse"
 OBJECTIVE_TOL = 1e-9
@@ -221,22 +222,37 @@ class _Trainings:
         executor: Executor,
         should_stop: StopCheck | None,
         on_training: Callable[[CandidateResult, dict[str, Any]], None] | None,
+        store: TrainingStore | None = None,
     ) -> None:
         self.executor = executor
         self.should_stop = should_stop
         self.on_training = on_training
+        self.store = store
 
     def run(
         self,
         specs: Sequence[CandidateSpec],
         init_weights: Mapping[str, Sequence[np.ndarray]] | None = None,
     ) -> dict[str, CandidateResult]:
+        """Train ``specs`` (a stored training of the same spec and start is reused instead)."""
         results: dict[str, CandidateResult] = {}
-        if not specs:
+        starts = init_weights or {}
+        todo = []
+        for cspec in specs:
+            found = self.store.get(cspec, starts.get(cspec.name)) if self.store else None
+            if found is None:
+                todo.append(cspec)
+                continue
+            results[cspec.name] = found
+            if self.on_training is not None:
+                self.on_training(found, {**training_record(found), "reused": True})
+        if not todo:
             return results
-        stream = self.executor.run(list(specs), None, None, self.should_stop, init_weights)
+        stream = self.executor.run(todo, None, None, self.should_stop, init_weights)
         for result in stream:
             results[result.spec.name] = result
+            if self.store is not None:
+                self.store.put(result, starts.get(result.spec.name))
             if self.on_training is not None:
                 self.on_training(result, training_record(result))
         return results
@@ -387,6 +403,7 @@ def evaluate(
     on_training: Callable[[CandidateResult, dict[str, Any]], None] | None = None,
     member_logits: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     plan: EvaluationPlan | None = None,
+    store: TrainingStore | None = None,
 ) -> EvaluationResult:
     """Run the phase; return the improved ensemble and the record of every step.
 
@@ -399,7 +416,10 @@ def evaluate(
     here). ``plan`` (``automl.budget.plan_evaluation``) says which folds, grow rules and
     sparsities fit in the time the job's budget left; its cuts are the ``time_plan`` step, and a
     batch that would start past the plan's time is skipped (recorded). ``bench`` holds the
-    outputs, fits and keep rules; a subclass may change a rule (tests).
+    outputs, fits and keep rules; a subclass may change a rule (tests). With ``store`` every
+    completed training is kept there and a training it already holds (the same spec, from the
+    same weights: an earlier, interrupted run of this phase) is not trained again; it is
+    reported with ``reused: True``.
     """
     started = time.perf_counter()
     ev = spec.evaluation
@@ -416,7 +436,7 @@ def evaluate(
     bench = bench or _Bench(spec, data)
     executor = executor or InProcessExecutor()
     executor.start(TrainingData.from_prepared(data))
-    trainings = _Trainings(executor, should_stop, on_training)
+    trainings = _Trainings(executor, should_stop, on_training, store)
     steps: list[EvaluationStep] = []
 
     def record(step: EvaluationStep) -> None:

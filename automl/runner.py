@@ -269,11 +269,14 @@ def finish(
     executor: Executor | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_training: Callable[[Any, dict[str, Any]], None] | None = None,
+    training_store: Any = None,
 ) -> RunOutcome:
     """The evaluation phase, the final model, its test metrics and the exported artifacts.
 
     The phase's trainings run on ``executor`` (in this process by default); what stays here is
-    fitting mixture weights, predicting, and building and exporting the final model."""
+    fitting mixture weights, predicting, and building and exporting the final model.
+    ``training_store`` (``automl.training_store.TrainingStore``) keeps the phase's completed
+    trainings so that running it again after an interruption does not train them again."""
     from automl.budget import export_reserve, plan_evaluation
     from automl.evaluation import evaluate
     from automl.export import export_savedmodel, model_card, prediction_latency
@@ -302,6 +305,7 @@ def finish(
             on_training=on_training,
             member_logits=result.member_logits,
             plan=plan,
+            store=training_store,
         )
         ensemble = FinalEnsemble(evaluation.members, evaluation.fit, result.ensemble.strategy)
     info = data_info(data)

@@ -69,11 +69,12 @@ def test_kill_9_during_the_evaluation_phase_records_each_step_once(
 
     "The record" of the evaluation phase is what a client reads back: the job's
     ``result.evaluation.steps`` and its events carrying ``data.step`` that are not marked
-    ``data.superseded``. The phase is not resumed step by step — it runs again from the
-    search's end — so the interrupted run's step events are marked superseded (and one event
-    says so) before it runs again: the record holds each step exactly once, in the order of
-    the phase that produced the model. The search is not run again: each candidate trained
-    once, each iteration is stored once.
+    ``data.superseded``. The phase's steps run again from the search's end — so the
+    interrupted run's step events are marked superseded (and one event says so) before it runs
+    again: the record holds each step exactly once, in the order of the phase that produced the
+    model — but no training the interrupted run completed is trained again: each is reused from
+    the job's store (and the store is gone once the model is exported). The search is not run
+    again: each candidate trained once, each iteration is stored once.
     """
     spec = {
         "max_iterations": 1,
@@ -125,6 +126,21 @@ def test_kill_9_during_the_evaluation_phase_records_each_step_once(
                 "the evaluation phase runs again from the search's end" in m
                 for m in messages[restarted:]
             )
+
+            # every training the interrupted run completed is reused, not trained again
+            before_kill = {
+                e["data"]["training"]["name"]
+                for e in interrupted
+                if "training" in e["data"] and e["data"]["training"]["state"] == "completed"
+            }
+            after = [e["data"]["training"] for e in events[restarted:] if "training" in e["data"]]
+            assert before_kill and before_kill == {t["name"] for t in after if t.get("reused")}
+            retrained = [t["name"] for t in after if not t.get("reused")]
+            assert not before_kill & set(retrained), retrained
+            assert len(retrained) == len(set(retrained))  # and the rest trained once
+            assert not (
+                server.workdir / "artifacts" / "jobs" / job["id"] / "evaluation_trainings"
+            ).exists()
 
             record = [
                 e["data"]["step"]["step"]

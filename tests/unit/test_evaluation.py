@@ -8,8 +8,10 @@ import pytest
 from automl.data import PreparedData, load_builtin, prepare
 from automl.ensemble import MixtureFit
 from automl.evaluation import _Bench, evaluate, fine_tune_pruned, is_kernel, magnitude_masks
+from automl.executors import InProcessExecutor
 from automl.search import AdaNetSearch, SearchResult
 from automl.spec import SearchSpec
+from automl.training_store import TrainingStore
 from tests.conftest import tiny_spec_dict
 
 
@@ -164,3 +166,100 @@ def test_grow_rules_stack_on_the_member_as_the_kept_step_left_it(
     zeros = sum(int(np.sum(w == 0)) for m in ev.members for w in m.weights if is_kernel(w))
     size = sum(w.size for m in ev.members for w in m.weights if is_kernel(w))
     assert zeros / size == pytest.approx(0.5, abs=0.01)
+
+
+class _Counting(InProcessExecutor):
+    """The in-process executor, counting the trainings it is asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trained: list[str] = []
+
+    def run(self, specs, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.trained += [s.name for s in specs]
+        yield from super().run(specs, *args, **kwargs)
+
+
+def test_a_phase_run_again_with_its_store_trains_nothing_twice(searched, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The phase interrupted in its last batch, as its first fine-tune comes back, then run
+    again with the same store: every training that had come back (the folds, the grow rules,
+    that fine-tune) is reused, not trained again (each reported with ``reused``), and the
+    phase ends exactly as an uninterrupted one does."""
+    spec, data, result = searched
+    store = TrainingStore(tmp_path / "trainings")
+
+    class Interrupted(Exception):
+        pass
+
+    first = _Counting()
+
+    def stop_at_the_first_fine_tune(_res, record) -> None:  # type: ignore[no-untyped-def]
+        if record["kind"] == "fine_tune":
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        evaluate(
+            spec,
+            data,
+            result.ensemble,
+            executor=first,
+            store=store,
+            on_training=stop_at_the_first_fine_tune,
+        )
+    came_back = [n for n in first.trained if "_prune" not in n] + [
+        next(n for n in first.trained if "_prune" in n)
+    ]
+    assert any(n.startswith("cv") for n in came_back), came_back
+    assert len(list((tmp_path / "trainings").glob("*.json"))) == len(came_back)
+
+    again = _Counting()
+    reported: list[dict] = []
+    ev = evaluate(
+        spec,
+        data,
+        result.ensemble,
+        executor=again,
+        store=store,
+        on_training=lambda _res, record: reported.append(record),
+    )
+    assert not set(again.trained) & set(came_back)  # nothing trained twice
+    assert sorted(r["name"] for r in reported if r.get("reused")) == sorted(came_back)
+    assert again.trained and all("_prune" in n for n in again.trained)  # the fine-tunes left
+
+    fresh = evaluate(spec, data, result.ensemble)  # no store, never interrupted
+    assert [s.step for s in ev.steps] == [s.step for s in fresh.steps]
+    assert [s.kept for s in ev.steps] == [s.kept for s in fresh.steps]
+    for a, b in zip(ev.members, fresh.members, strict=True):
+        for wa, wb in zip(a.weights, b.weights, strict=True):
+            np.testing.assert_array_equal(wa, wb)
+    store.clear()
+    assert not (tmp_path / "trainings").exists()
+
+
+def test_a_stored_training_is_used_only_for_the_same_spec_and_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from automl.training import CandidateResult, CandidateSpec
+
+    spec = CandidateSpec("m_prune0.5", 0, 0, {"family": "dense"}, 1, 2, kind="fine_tune")
+    start = [np.ones((3, 2), np.float32), np.zeros(2, np.float32)]
+    done = CandidateResult(
+        spec, "completed", 1, 8, [np.full((3, 2), 2.0, np.float32)], np.ones((4, 2)), None
+    )
+    store = TrainingStore(tmp_path)
+    store.put(done, start)
+    got = store.get(spec, start)
+    assert got is not None and got.state == "completed" and got.params == 8
+    np.testing.assert_array_equal(got.weights[0], done.weights[0])
+    assert got.logits_val is None and got.logits_train is not None
+    assert store.get(spec, [w * 2 for w in start]) is None  # another start
+    other = CandidateSpec("m_prune0.5", 0, 0, {"family": "dense"}, 1, 3, kind="fine_tune")
+    assert store.get(other, start) is None  # another spec (epochs)
+    timed = CandidateSpec(
+        "m_prune0.5", 0, 0, {"family": "dense"}, 1, 2, kind="fine_tune", timeout_s=60.0
+    )
+    assert store.get(timed, start) is not None  # the timeout does not change the training
+    failed = CandidateResult(other, "failed", error="boom")
+    store.put(failed, start)
+    assert store.get(other, start) is None  # a failure is tried again, not kept
+    # a damaged file is trained again, never half read
+    next(tmp_path.glob("*.npz")).write_bytes(b"not a zip")
+    assert store.get(spec, start) is None
