@@ -414,8 +414,7 @@ class Controller:
             where = f" on {record['node']}" if record["node"] else ""
             retried = f", {record['attempts']} attempts" if record["attempts"] > 1 else ""
             how = (
-                f"reused from the interrupted run (trained{where} in "
-                f"{record['duration_s']:.1f} s)"
+                f"reused from the interrupted run (trained{where} in {record['duration_s']:.1f} s)"
                 if record.get("reused")
                 else f"{record['state']}{where} in {record['duration_s']:.1f} s{retried}"
             )
