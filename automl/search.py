@@ -145,7 +145,7 @@ class SearchResult:
     iterations: list[IterationRecord]
     ensemble: FinalEnsemble
     stop_reason: str
-    wall_s: float
+    wall_s: float  # the search's time, over every run of a resumed one
     member_logits: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
     # the sampler's own state where it has one (the rl controller's policy), for the report
     sampler_state: dict[str, Any] | None = None
@@ -608,7 +608,9 @@ class AdaNetSearch:
                 [self._members[m] for m in state.current], state.current_fit, state.strategy
             ),
             stop_reason=stop_reason,
-            wall_s=time.perf_counter() - started,
+            # a resumed search counts its completed iterations' time from the earlier runs too
+            # (the iteration a crash cut short is not counted: it was trained again here)
+            wall_s=spent_before + time.perf_counter() - started,
             member_logits={m: self._logits[m] for m in state.current},
             sampler_state=generator.sampler_state(),
             budget_left_s=(

@@ -265,3 +265,19 @@ def wait_for(client: httpx.Client, job_id: str, states: set[str], timeout: float
             return job
         time.sleep(0.3)
     raise AssertionError(f"job {job_id} stayed {job.get('state')} (wanted {states}): {job}")
+
+
+def wait_mid_search(client: httpx.Client, job_id: str, timeout: float = 240) -> list[dict]:
+    """Wait until the job has stored iteration 0 and is training iteration 1; return iteration
+    0's candidates as stored then (to compare with after a stop and a restart)."""
+    deadline = time.monotonic() + timeout
+    body: dict = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/v1/jobs/{job_id}").json()
+        its = client.get(f"/api/v1/jobs/{job_id}/iterations").json()["count"]
+        if its >= 1 and body["state"] == "running":
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the job never reached iteration 1: {body}")
+    return list(client.get(f"/api/v1/jobs/{job_id}/candidates?iteration=0").json()["data"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Server, wait_for
+from tests.integration.conftest import Server, wait_for, wait_mid_search
 
 SPEC = {
     "max_iterations": 3,
@@ -54,17 +54,7 @@ def test_http_processes_serve_the_api_while_one_controller_in_their_parent_runs_
 
         with server.client() as c:
             job = c.post("/api/v1/jobs", json={"dataset": "digits", "spec": SPEC}).json()
-            deadline = time.monotonic() + 240
-            body: dict = {}
-            while time.monotonic() < deadline:  # iteration 0 stored, iteration 1 training
-                body = c.get(f"/api/v1/jobs/{job['id']}").json()
-                its = c.get(f"/api/v1/jobs/{job['id']}/iterations").json()["count"]
-                if its >= 1 and body["state"] == "running":
-                    break
-                time.sleep(0.1)
-            else:
-                pytest.fail(f"the job never reached iteration 1: {body}")
-            before = c.get(f"/api/v1/jobs/{job['id']}/candidates?iteration=0").json()["data"]
+            before = wait_mid_search(c, job["id"])
 
         assert server.proc is not None
         started = time.monotonic()

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import Server, wait_for
+from tests.integration.conftest import Server, wait_for, wait_mid_search
 
 
 def _signal_and_wait(server: Server, sig: signal.Signals) -> tuple[int, float]:
@@ -45,16 +45,7 @@ def test_sigterm_mid_job_exits_0_and_the_job_continues_after_a_restart(tmp_path:
         }
         with server.client() as c:
             job = c.post("/api/v1/jobs", json={"dataset": "digits", "spec": spec}).json()
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline:  # iteration 0 stored, iteration 1 training
-                body = c.get(f"/api/v1/jobs/{job['id']}").json()
-                its = c.get(f"/api/v1/jobs/{job['id']}/iterations").json()["count"]
-                if its >= 1 and body["state"] == "running":
-                    break
-                time.sleep(0.1)
-            else:
-                pytest.fail(f"the job never reached iteration 1: {body}")
-            before = c.get(f"/api/v1/jobs/{job['id']}/candidates?iteration=0").json()["data"]
+            before = wait_mid_search(c, job["id"])
 
         rc, took = _signal_and_wait(server, signal.SIGTERM)
         log = server.log()

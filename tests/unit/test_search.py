@@ -309,3 +309,5 @@ def test_a_resumed_search_counts_the_time_its_completed_iterations_took(
     first = straight.iterations[0]
     chosen = next(e for e in first.ensembles if e.name == first.chosen)
     assert [m.name for m in resumed.ensemble.members] == chosen.members
+    # and its wall time counts the earlier run's completed iteration too
+    assert resumed.wall_s >= 120.0
