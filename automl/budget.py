@@ -141,7 +141,9 @@ def plan_evaluation(
 
     Cuts, in order, until the estimate fits: sparsity levels (keeping the middle ones, the
     likeliest to be kept), cross-validation folds (down to 2), the grow rules, then
-    cross-validation itself; at the least one sparsity level is tried.
+    cross-validation itself; at the least one sparsity level is tried. When the budget decided
+    the search's length (``spec.fills_budget``) cross-validation goes first (folds, then all
+    of it), since the search kept time for the other steps.
     """
     ev = spec.evaluation
     folds = ev.cv_folds if ev.cv_folds >= 2 else 0
@@ -157,9 +159,19 @@ def plan_evaluation(
 
     cuts: list[str] = []
     available = time_left_s
+    # a search the budget ended kept time for the steps that change the model (grow rules,
+    # sparsity levels): cross-validation, which only estimates the model, goes first there
+    estimate_first = bool(getattr(spec, "fills_budget", False))
     while cost() > available:
         before = cost()
-        if len(levels) > 2:
+        if estimate_first and folds:
+            folds = folds - 1 if folds > 2 else 0
+            what = (
+                f"cross-validation with {folds} folds instead of {ev.cv_folds}"
+                if folds
+                else "cross-validation skipped"
+            )
+        elif len(levels) > 2:
             # the extremes go first: the lowest saves least, the highest is the likeliest to
             # lose more than the tolerance
             drop = levels[-1] if len(levels) % 2 == 0 else levels[0]

@@ -141,3 +141,17 @@ def test_a_budgeted_search_without_a_count_runs_past_the_default_five_iterations
     result = AdaNetSearch(spec, data).run()
     assert len(result.iterations) > 5, len(result.iterations)
     assert result.stop_reason == "time_budget" and "would not fit" in result.stop_detail
+
+
+def test_after_a_budget_filling_search_cross_validation_is_cut_before_the_model_steps() -> None:
+    timing = Timing(candidate_s=4.0, iteration_s=10.0, parallel=2)
+    filling = SearchSpec.from_dict(
+        {**_spec().to_dict(), "max_iterations": None, "time_budget_s": 300}
+    )
+    essential = estimate_evaluation(timing, 3, 0, True, 4, 10, 2)
+    plan = plan_evaluation(filling, timing, 3, essential + 1.0)
+    assert (plan.cv_folds, plan.grow, plan.sparsities) == (0, True, [0.25, 0.5, 0.75, 0.9])
+    assert plan.cuts[-1].startswith("cross-validation skipped")
+    # the same time after a counted search cuts sparsity levels first
+    counted = plan_evaluation(_spec(), timing, 3, essential + 1.0)
+    assert counted.cuts[0].startswith("sparsity")
