@@ -27,7 +27,8 @@ class AppState:
     metrics: Metrics
 
 
-def get_app_state(request: Request) -> AppState:
+async def get_app_state(request: Request) -> AppState:
+    # async: read in the event loop, no hop to a worker thread (every request needs it)
     state: AppState = request.app.state.automl
     return state
 

@@ -58,11 +58,11 @@ CandidateStateQ = Literal["pending", "running", "completed", "stopped_early", "f
 JobStateQ = Literal["queued", "running", "evaluating", "succeeded", "failed", "cancelled"]
 
 
-def _results(session: SessionDep, state: StateDep) -> ResultService:
+async def _results(session: SessionDep, state: StateDep) -> ResultService:
     return ResultService(session, state.store, state.settings.executor)
 
 
-def _plots(session: SessionDep, state: StateDep) -> PlotService:
+async def _plots(session: SessionDep, state: StateDep) -> PlotService:
     return PlotService(session, state.store, state.settings.executor)
 
 

@@ -103,23 +103,23 @@ def form_owner(
 FormOwner = Annotated[str, Depends(form_owner)]
 
 
-def _jobs(session: SessionDep, state: StateDep) -> JobService:
+async def _jobs(session: SessionDep, state: StateDep) -> JobService:
     return JobService(session, state.store, state.settings.executor)
 
 
-def _results(session: SessionDep, state: StateDep) -> ResultService:
+async def _results(session: SessionDep, state: StateDep) -> ResultService:
     return ResultService(session, state.store, state.settings.executor)
 
 
-def _models(session: SessionDep, state: StateDep) -> ModelService:
+async def _models(session: SessionDep, state: StateDep) -> ModelService:
     return ModelService(session, state.store, state.settings.executor)
 
 
-def _datasets(session: SessionDep, state: StateDep) -> DatasetService:
+async def _datasets(session: SessionDep, state: StateDep) -> DatasetService:
     return DatasetService(session, state.store, state.settings.max_upload_bytes)
 
 
-def _history(session: SessionDep) -> HistoryService:
+async def _history(session: SessionDep) -> HistoryService:
     return HistoryService(session)
 
 
