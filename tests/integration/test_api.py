@@ -336,7 +336,13 @@ def test_cancel_a_running_job_then_resume_it(server: Server) -> None:
 def test_a_queued_job_cancels_at_once(server: Server) -> None:
     with server.client() as c:
         blocker = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": TINY}).json()
-        queued = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": TINY}).json()
+        # the queued one has a time budget and no iteration count: the budget decides
+        budgeted = {**TINY, "max_iterations": None, "time_budget_s": 60}
+        queued = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": budgeted}).json()
+        assert queued["spec"]["max_iterations"] is None
+        assert queued["progress"]["max_iterations"] is None
+        assert queued["progress"]["time_budget_s"] == 60
+        assert blocker["progress"]["max_iterations"] == 2
         # one job at a time: the controller runs the older one, the other stays queued
         r = c.post(f"/api/v1/jobs/{queued['id']}/cancel")
         assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
