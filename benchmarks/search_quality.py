@@ -67,6 +67,7 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
     report = outcome.report
     plan = (report.get("budget") or {}).get("evaluation_plan") or {}
     acc = report["test_metrics"]["accuracy"]
+    metric = (report.get("evaluation") or {}).get("metric", "accuracy")
     best = report["best_member_test_metrics"]["accuracy"]
     return {
         "dataset": name,
@@ -87,6 +88,21 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
         "sparsity": report["evaluation"]["sparsity"] if report.get("evaluation") else 0.0,
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "search_s": round(search_s, 1),
+        # each step of the evaluation phase: kept?, members, non-zero parameters, the
+        # validation metric and F beside what it was compared with
+        "evaluation_steps": [
+            {
+                "step": st["step"],
+                "kept": st["kept"],
+                "members": st["members"],
+                "nonzero": st["nonzero_params"],
+                "metric": st["validation_metrics"].get(metric),
+                "objective": st["objective"],
+                "reference": st["details"].get("reference"),
+                "reference_objective": st["details"].get("reference_objective"),
+            }
+            for st in (report.get("evaluation") or {}).get("steps", [])
+        ],
         "warm_start": len(warm),
         # the search's validation F after each iteration, against seconds since the job began
         # (data loading included): how soon a warm start gets where a cold one ended
