@@ -26,6 +26,18 @@ BACKENDS = ["sqlite", "postgresql"]
 
 # the smallest job that runs every phase: two iterations of two 2-epoch candidates, then one
 # sparsity level of the evaluation phase
+# digits, 3 iterations that always grow, no evaluation phase: a job long enough to stop in the
+# middle of (iteration 0 stored, iteration 1 training) and to check what a restart trains again
+THREE_ITERATIONS: dict[str, Any] = {
+    "max_iterations": 3,
+    "candidates_per_iteration": 2,
+    "epochs": 2,
+    "seed": 5,
+    "batch_size": [64],
+    "force_grow": True,
+    "evaluation": {"enabled": False},
+}
+
 TINY: dict[str, Any] = {
     "max_iterations": 2,
     "candidates_per_iteration": 2,

@@ -15,17 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Server, wait_for, wait_mid_search
+from tests.integration.conftest import THREE_ITERATIONS, Server, wait_for, wait_mid_search
 
-SPEC = {
-    "max_iterations": 3,
-    "candidates_per_iteration": 2,
-    "epochs": 2,
-    "seed": 5,
-    "batch_size": [64],
-    "force_grow": True,
-    "evaluation": {"enabled": False},
-}
+SPEC = THREE_ITERATIONS
 
 
 def _trained(metrics: str) -> int:

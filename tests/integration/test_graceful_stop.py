@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import Server, wait_for, wait_mid_search
+from tests.integration.conftest import THREE_ITERATIONS, Server, wait_for, wait_mid_search
 
 
 def _signal_and_wait(server: Server, sig: signal.Signals) -> tuple[int, float]:
@@ -34,15 +34,7 @@ def _signal_and_wait(server: Server, sig: signal.Signals) -> tuple[int, float]:
 def test_sigterm_mid_job_exits_0_and_the_job_continues_after_a_restart(tmp_path: Path) -> None:
     server = Server(f"sqlite:///{tmp_path / 'automl.db'}", tmp_path).start()
     try:
-        spec = {
-            "max_iterations": 3,
-            "candidates_per_iteration": 2,
-            "epochs": 2,
-            "seed": 5,
-            "batch_size": [64],
-            "force_grow": True,
-            "evaluation": {"enabled": False},  # what is tested here ends with the search
-        }
+        spec = THREE_ITERATIONS
         with server.client() as c:
             job = c.post("/api/v1/jobs", json={"dataset": "digits", "spec": spec}).json()
             before = wait_mid_search(c, job["id"])
