@@ -21,6 +21,12 @@ from typing import Any
 # on 2 cores; a floor and a share of the budget are kept for them
 EXPORT_RESERVE_S = 15.0
 EXPORT_RESERVE_SHARE = 0.03
+# building, scoring and saving the final model grows with its members
+EXPORT_PER_MEMBER_S = 1.0
+# a fine-tune costs more than its epochs' share of a candidate: its model is built and
+# compiled, and its outputs on the training and validation rows predicted, like a candidate's
+# (measured on MNIST-1D: ~2.8 s per fine-tune where 3/30 of a 16 s candidate is 1.6 s)
+FINE_TUNE_OVERHEAD_EPOCHS = 2.0
 
 
 @dataclass
@@ -56,8 +62,9 @@ class EvaluationPlan:
         }
 
 
-def export_reserve(budget_s: float) -> float:
-    return EXPORT_RESERVE_S + EXPORT_RESERVE_SHARE * budget_s
+def export_reserve(budget_s: float, members: int = 0) -> float:
+    """Seconds kept for the final model, its test metrics and its exports."""
+    return EXPORT_RESERVE_S + EXPORT_RESERVE_SHARE * budget_s + EXPORT_PER_MEMBER_S * members
 
 
 def _rounds(trainings: int, parallel: int) -> int:
@@ -77,7 +84,8 @@ def estimate_evaluation(
 
     A fold trains on (k−1)/k of the training and validation rows (about the training split's
     size: counted as one candidate); a grown member as one candidate, and the wider one again
-    when the deeper was kept (counted); a fine-tune as ``fine_tune_epochs / epochs`` of one.
+    when the deeper was kept (counted); a fine-tune as ``(fine_tune_epochs +
+    FINE_TUNE_OVERHEAD_EPOCHS) / epochs`` of one.
     """
     per = timing.candidate_s
     folds = cv_folds if cv_folds >= 2 else 0
@@ -85,7 +93,7 @@ def estimate_evaluation(
     total = _rounds(first, timing.parallel) * per
     if grow:
         total += per  # the width rule again on a kept deeper member
-    tune = per * max(fine_tune_epochs, 0.5) / max(epochs, 1)
+    tune = per * (max(fine_tune_epochs, 0.5) + FINE_TUNE_OVERHEAD_EPOCHS) / max(epochs, 1)
     total += _rounds(sparsities * members, timing.parallel) * tune
     return total
 
@@ -114,7 +122,7 @@ def may_start_iteration(
         return True, ""
     ev = spec.evaluation
     after = spent_s + timing.iteration_s
-    tail = export_reserve(budget_s)
+    tail = export_reserve(budget_s, members_after)
     if ev.enabled:
         if getattr(spec, "fills_budget", False):
             # the budget, not an iteration count, ends this search: keep time for the steps

@@ -415,7 +415,9 @@ def evaluate(
     ``member_logits`` are the search's outputs of the ensemble's members (else predicted
     here). ``plan`` (``automl.budget.plan_evaluation``) says which folds, grow rules and
     sparsities fit in the time the job's budget left; its cuts are the ``time_plan`` step, and a
-    batch that would start past the plan's time is skipped (recorded). ``bench`` holds the
+    batch that would start past the plan's time is skipped (recorded); with such a plan the
+    fine-tunes run one sparsity level per batch, from the least sparse, so a level that would
+    start past it is skipped too. ``bench`` holds the
     outputs, fits and keep rules; a subclass may change a rule (tests). With ``store`` every
     completed training is kept there and a training it already holds (the same spec, from the
     same weights: an earlier, interrupted run of this phase) is not trained again; it is
@@ -628,13 +630,14 @@ def evaluate(
         for level in levels
         for m in members
     }
-    results = trainings.run(
-        list(tune_specs.values()),
-        {
-            c.name: next(m.weights for m in members if m.name == key[1])
-            for key, c in tune_specs.items()
-        },
-    )
+    starts = {
+        c.name: next(m.weights for m in members if m.name == key[1])
+        for key, c in tune_specs.items()
+    }
+    # without a deadline every level trains in one batch (the most parallel); with one, level
+    # by level from the least sparse, so the phase stops when the time is spent and keeps
+    # what it tried (a plan's estimate can be short)
+    results = trainings.run(list(tune_specs.values()), starts) if deadline is None else {}
     sparsity = 0.0
     dense_metrics, dense_fit = current_metrics, fit
     chosen: tuple[list[Member], MixtureFit] | None = None
@@ -645,6 +648,22 @@ def evaluate(
             f"zero {level:.0%} of each kernel by magnitude, fine-tune {ev.fine_tune_epochs} "
             "epoch(s) with the mask held"
         )
+        if deadline is not None:
+            if out_of_time():
+                record(
+                    bench.step(
+                        name,
+                        change + " (skipped: the time budget is spent)",
+                        False,
+                        members,
+                        fit,
+                        target_sparsity=level,
+                        within_tolerance=False,
+                    )
+                )
+                continue
+            batch = [tune_specs[(level, m.name)] for m in members]
+            results.update(trainings.run(batch, {c.name: starts[c.name] for c in batch}))
         failed = [n for n in names if n not in results or not results[n].ok]
         if failed:
             record(

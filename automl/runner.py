@@ -292,7 +292,11 @@ def finish(
             spec,
             result.timing,
             len(result.ensemble.members),
-            max(0.0, result.budget_left_s - export_reserve(spec.time_budget_s)),
+            max(
+                0.0,
+                result.budget_left_s
+                - export_reserve(spec.time_budget_s, len(result.ensemble.members)),
+            ),
         )
     if spec.evaluation.enabled:
         evaluation = evaluate(

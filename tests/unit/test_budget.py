@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from automl.budget import (
@@ -63,7 +65,7 @@ def test_an_iteration_starts_only_if_the_smallest_phase_and_the_export_still_fit
     spec, timing = _spec(), Timing(candidate_s=4.0, iteration_s=20.0, parallel=1)
     assert may_start_iteration(100.0, 5.0, None, 1, spec)[0]  # nothing measured yet: it starts
     assert may_start_iteration(300.0, 50.0, timing, 2, spec)[0]
-    tail = export_reserve(100.0) + estimate_evaluation(timing, 2, 0, False, 1, 10, 2)
+    tail = export_reserve(100.0, 2) + estimate_evaluation(timing, 2, 0, False, 1, 10, 2)
     ok, why = may_start_iteration(100.0, 100.0 - 20.0 - tail + 1.0, timing, 2, spec)
     assert not ok and "would not fit" in why
     assert may_start_iteration(100.0, 100.0 - 20.0 - tail - 1.0, timing, 2, spec)[0]
@@ -113,8 +115,8 @@ def test_a_budget_filling_search_keeps_time_for_the_grow_rules_and_every_sparsit
         {**counted.to_dict(), "max_iterations": None, "time_budget_s": 300}
     )
     assert filling.fills_budget
-    essential = export_reserve(300.0) + estimate_evaluation(timing, 2, 0, True, 4, 10, 2)
-    smallest = export_reserve(300.0) + estimate_evaluation(timing, 2, 0, False, 1, 10, 2)
+    essential = export_reserve(300.0, 2) + estimate_evaluation(timing, 2, 0, True, 4, 10, 2)
+    smallest = export_reserve(300.0, 2) + estimate_evaluation(timing, 2, 0, False, 1, 10, 2)
     assert essential > smallest
     between = 300.0 - 20.0 - (essential + smallest) / 2
     assert may_start_iteration(300.0, between, timing, 2, counted)[0]
@@ -155,3 +157,52 @@ def test_after_a_budget_filling_search_cross_validation_is_cut_before_the_model_
     # the same time after a counted search cuts sparsity levels first
     counted = plan_evaluation(_spec(), timing, 3, essential + 1.0)
     assert counted.cuts[0].startswith("sparsity")
+
+
+def test_with_a_deadline_the_sparsity_levels_train_one_by_one_and_stop_when_it_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plan whose estimate was short: the phase tries the least sparse level, finds the
+    deadline passed, and records the sparser levels as skipped instead of overrunning."""
+    from automl.budget import EvaluationPlan
+    from automl.evaluation import evaluate
+
+    spec = SearchSpec.from_dict(
+        tiny_spec_dict(epochs=3, seed=4, evaluation={**FULL, "cv_folds": 0, "grow": False})
+    )
+    data = prepare(load_builtin("iris"), seed=4)
+    result = AdaNetSearch(spec, data).run()
+    levels = [0.25, 0.5, 0.75]
+    tight = EvaluationPlan(0, False, levels, estimate_s=0.0, time_left_s=1e-9)
+    ev = evaluate(spec, data, result.ensemble, plan=tight)
+    steps = {s.step: s for s in ev.steps}
+    # the phase started already past its deadline: nothing was fine-tuned, each level says so
+    assert "skipped" in steps["prune_weights"].change and ev.sparsity == 0.0
+    roomy = EvaluationPlan(0, False, levels, estimate_s=0.0, time_left_s=3600.0)
+    ev = evaluate(spec, data, result.ensemble, plan=roomy)
+    tried = [s for s in ev.steps if s.step.startswith("prune_weights_")]
+    assert [s.step for s in tried] == [f"prune_weights_{v:g}" for v in levels]
+    assert all("skipped" not in s.change for s in tried)
+
+    # the hour passes while the first level fine-tunes (the phase's clock jumps): that level is
+    # judged, the sparser ones are skipped, each recorded
+    import automl.evaluation as evaluation_module
+
+    class Clock:
+        offset = 0.0
+
+        def perf_counter(self) -> float:
+            return time.perf_counter() + self.offset
+
+    clock = Clock()
+
+    def hour_passes(_res: object, record: dict) -> None:
+        if record["kind"] == "fine_tune":
+            clock.offset = 7200.0
+
+    monkeypatch.setattr(evaluation_module, "time", clock)
+    ev = evaluate(spec, data, result.ensemble, plan=roomy, on_training=hour_passes)
+    tried_now = {s.step: s for s in ev.steps if s.step.startswith("prune_weights_")}
+    assert list(tried_now) == [f"prune_weights_{v:g}" for v in levels]
+    assert "skipped" not in tried_now["prune_weights_0.25"].change
+    assert all("skipped" in tried_now[f"prune_weights_{v:g}"].change for v in (0.5, 0.75))
