@@ -88,6 +88,9 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
         "sparsity": report["evaluation"]["sparsity"] if report.get("evaluation") else 0.0,
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "search_s": round(search_s, 1),
+        # the rest of the job: the evaluation phase, then the final model and its exports
+        "evaluation_s": (report.get("evaluation") or {}).get("wall_s"),
+        "after_search_s": round(wall - search_s, 1),
         # each step of the evaluation phase: kept?, members, non-zero parameters, the
         # validation metric and F beside what it was compared with
         "evaluation_steps": [
