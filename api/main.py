@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -132,13 +135,42 @@ def controller_process(settings: Settings, announce: bool = True) -> Iterator[Co
         _start_ray(settings)
     controller = Controller(settings, factory, store)
     controller.start()
+    stop_reporting = threading.Event()
+    health = store.root / CONTROLLER_HEALTH_FILE
+
+    def report_health() -> None:
+        # the HTTP processes have no Ray of their own: their /healthz reads this
+        from workers.ray_executor import ray_reachable
+
+        while not stop_reporting.is_set():
+            ray = ("ok" if ray_reachable() else "unreachable") if uses_ray else None
+            body = {"pid": os.getpid(), "at": time.time(), "ray": ray}
+            tmp = health.with_suffix(".tmp")
+            try:
+                tmp.write_text(json.dumps(body))
+                os.replace(tmp, health)
+            except OSError:
+                log.warning("cannot write %s", health, exc_info=True)
+            stop_reporting.wait(CONTROLLER_HEALTH_INTERVAL_S)
+
+    reporter = threading.Thread(target=report_health, name="controller-health", daemon=True)
+    reporter.start()
     try:
         yield controller
     finally:
+        stop_reporting.set()
+        reporter.join(timeout=10)
+        health.unlink(missing_ok=True)
         controller.stop()
         if uses_ray:
             _stop_ray()
         engine.dispose()
+
+
+# the controller process of `serve --workers N` says it is alive (and whether Ray is) here,
+# in the artifact directory, every few seconds; /healthz of the HTTP processes reads it
+CONTROLLER_HEALTH_FILE = "controller-health.json"
+CONTROLLER_HEALTH_INTERVAL_S = 2.0
 
 
 def http_only_app() -> FastAPI:

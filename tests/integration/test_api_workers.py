@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.conftest import THREE_ITERATIONS, Server, wait_for, wait_mid_search
@@ -42,6 +43,18 @@ def test_http_processes_serve_the_api_while_one_controller_in_their_parent_runs_
             children = set(re.findall(r"Started server process \[(\d+)\]", server.log()))
         assert parent and len(children) == 2 and parent.group(1) not in children, server.log()
         assert server.first_key  # announced once, by the parent, before the HTTP processes
+        # every HTTP process reports the controller's health (it runs in the parent)
+        health = {
+            tuple(sorted(httpx.get(server.url + "/healthz").json().items())) for _ in range(6)
+        }
+        assert health == {
+            (
+                ("controller", "ok"),
+                ("database", "ok"),
+                ("ray", "not used (AUTOML_EXECUTOR=in_process)"),
+                ("status", "ok"),
+            )
+        }, health
         assert server.log().count("shown only once") == 1
 
         with server.client() as c:
