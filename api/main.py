@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -173,9 +174,26 @@ CONTROLLER_HEALTH_FILE = "controller-health.json"
 CONTROLLER_HEALTH_INTERVAL_S = 2.0
 
 
+def _nodelay_on_inherited_sockets() -> None:
+    """Set TCP_NODELAY on the connections of a socket uvicorn's supervisor bound.
+
+    With several workers uvicorn binds the listening socket itself, as ``socket.socket(family)``
+    (protocol 0), and asyncio sets TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP:
+    without it a response's headers and body, written apart, wait for the client's delayed ACK
+    (~40 ms per request, measured: 44-48 ms against 1.5-3 ms with one process)."""
+    import asyncio.base_events as base_events
+
+    def set_nodelay(sock: socket.socket) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    setattr(base_events, "_set_nodelay", set_nodelay)  # noqa: B010 - a private hook
+
+
 def http_only_app() -> FastAPI:
     """One HTTP process of ``automl serve --workers N`` (a uvicorn factory): settings from the
     environment, no controller and no Ray (the parent process runs them)."""
+    _nodelay_on_inherited_sockets()
     return create_app(Settings(run_controller=False))
 
 

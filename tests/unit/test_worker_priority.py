@@ -65,3 +65,20 @@ def test_a_bad_setting_is_refused_with_its_name(raw: str, monkeypatch: pytest.Mo
 def test_the_default_is_ten(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AUTOML_WORKER_NICE", raising=False)
     assert worker_nice() == 10
+
+
+def test_the_http_processes_set_tcp_nodelay_on_sockets_uvicorn_bound_without_a_protocol() -> None:
+    """uvicorn's supervisor binds `socket.socket(family)` (protocol 0), on whose connections
+    asyncio does not set TCP_NODELAY: each response then waited ~40 ms for a delayed ACK."""
+    import asyncio.base_events
+    import socket
+
+    from api.main import _nodelay_on_inherited_sockets
+
+    with socket.socket(socket.AF_INET) as sock:
+        assert sock.proto == 0
+        asyncio.base_events._set_nodelay(sock)  # type: ignore[attr-defined]
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0  # asyncio's rule
+        _nodelay_on_inherited_sockets()
+        asyncio.base_events._set_nodelay(sock)  # type: ignore[attr-defined]
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
