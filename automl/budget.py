@@ -94,7 +94,8 @@ def estimate_evaluation(
     if grow:
         total += per  # the width rule again on a kept deeper member
     tune = per * (max(fine_tune_epochs, 0.5) + FINE_TUNE_OVERHEAD_EPOCHS) / max(epochs, 1)
-    total += _rounds(sparsities * members, timing.parallel) * tune
+    # one batch per sparsity level: each starts from the weights the level before left
+    total += sparsities * _rounds(members, timing.parallel) * tune
     return total
 
 

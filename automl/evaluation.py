@@ -3,10 +3,12 @@
 In order: cross-validation of the winner as found; grow rules on its last member (one layer
 deeper, then twice as wide, each on the member as the previous kept step left it: kept only if
 the objective and the validation metric both improve); member pruning (drop members whose |w|₁
-is under a threshold, refit the rest, keep if F is not worse); weight pruning (zero the
-smallest-magnitude weights of every kernel to each target sparsity, fine-tune with the mask held,
-keep the sparsest model within the tolerance). Weight pruning comes last so nothing regrows the
-zeros. Every step is recorded.
+is under a threshold, refit the rest, keep if F is not worse; then drop members one at a time
+while the validation metric does not fall); weight pruning (zero the smallest-magnitude weights
+of every kernel to each target sparsity, each level from the weights the previous level left,
+fine-tune with the mask held, keep the sparsest model within the tolerance). Member and weight
+pruning together are held to the tolerances against the model before pruning. Weight pruning
+comes last so nothing regrows the zeros. Every step is recorded.
 
 Every rule judges as the search does: F is the class-weighted objective of ``SelectionFit``, and
 the metric compared is ``automl.metrics.selection_metric`` — balanced accuracy when the search
@@ -392,6 +394,77 @@ def fine_tune_pruned(
     return replace(member, weights=tuple(res.weights)), magnitude_masks(member.weights, sparsity)
 
 
+def _drop_members(
+    bench: _Bench,
+    members: list[Member],
+    fit: MixtureFit,
+    metrics: dict[str, Any],
+    reference_metrics: dict[str, Any],
+    reference_fit: MixtureFit,
+    record: Callable[[EvaluationStep], None],
+) -> tuple[list[Member], MixtureFit, dict[str, Any]]:
+    """Backward elimination: drop one member at a time while that costs nothing on validation.
+
+    Each round refits the mixture without each member in turn and tries those ensembles from
+    the lowest F up; the first whose validation metric is not below the reference's (the
+    model before pruning) and whose F is within ``objective_tolerance`` of the reference's is
+    kept, and the next round starts from it. It stops when no removal passes or one member is
+    left. The metric may not fall at all here, so weight pruning, after it, still has the
+    whole accuracy tolerance. One step records the members dropped and every round."""
+    start_members, start_fit = members, fit
+    dropped: list[str] = []
+    rounds: list[dict[str, Any]] = []
+    while len(members) > 1:
+        trials = []
+        for i in range(len(members)):
+            trial = members[:i] + members[i + 1 :]
+            trials.append((bench.fit(trial), i, trial))
+        trials.sort(key=lambda t: (t[0].objective, t[1]))
+        taken = None
+        for trial_fit, i, trial in trials:
+            trial_metrics = bench.val_metrics(trial, trial_fit)
+            if not bench.better(reference_metrics, trial_metrics) and (
+                bench.objective_within_tolerance(trial_fit, reference_fit)
+            ):
+                taken = (trial_fit, i, trial, trial_metrics)
+                break
+        if taken is None:
+            break
+        trial_fit, i, trial, trial_metrics = taken
+        rounds.append(
+            {
+                "dropped": members[i].name,
+                "objective": trial_fit.objective,
+                bench.metric: trial_metrics[bench.metric],
+                "members": len(trial),
+            }
+        )
+        dropped.append(members[i].name)
+        members, fit, metrics = trial, trial_fit, trial_metrics
+    if dropped:
+        change = (
+            f"drop {', '.join(dropped)}: validation {bench.metric} "
+            f"{reference_metrics[bench.metric]:.4f} → {metrics[bench.metric]:.4f}"
+        )
+    else:
+        change = f"no member can be dropped without losing validation {bench.metric}"
+    record(
+        bench.step(
+            "drop_members",
+            change,
+            bool(dropped),
+            members if dropped else start_members,
+            fit if dropped else start_fit,
+            dropped=dropped,
+            rounds=rounds,
+            metric=bench.metric,
+            reference=reference_metrics[bench.metric],
+            reference_objective=reference_fit.objective,
+        )
+    )
+    return members, fit, metrics
+
+
 def evaluate(
     spec: SearchSpec,
     data: PreparedData,
@@ -408,16 +481,16 @@ def evaluate(
     """Run the phase; return the improved ensemble and the record of every step.
 
     Every training of the phase goes through ``executor`` (in this process by default), in
-    three batches each trained at once: the cross-validation folds of every member together
-    with both grow rules' members; the wider member again when the deeper one was kept (the
-    width rule then widens the deeper member); and every member fine-tuned at every sparsity.
+    batches each trained at once: the cross-validation folds of every member together with
+    both grow rules' members; the wider member again when the deeper one was kept (the width
+    rule then widens the deeper member); then, per sparsity level from the least sparse, every
+    member fine-tuned from the weights the level before left.
     Each training is reported to ``on_training`` and listed in its step's ``trainings``.
     ``member_logits`` are the search's outputs of the ensemble's members (else predicted
     here). ``plan`` (``automl.budget.plan_evaluation``) says which folds, grow rules and
     sparsities fit in the time the job's budget left; its cuts are the ``time_plan`` step, and a
-    batch that would start past the plan's time is skipped (recorded); with such a plan the
-    fine-tunes run one sparsity level per batch, from the least sparse, so a level that would
-    start past it is skipped too. ``bench`` holds the
+    batch (a sparsity level too) that would start past the plan's time is skipped (recorded).
+    ``bench`` holds the
     outputs, fits and keep rules; a subclass may change a rule (tests). With ``store`` every
     completed training is kept there and a training it already holds (the same spec, from the
     same weights: an earlier, interrupted run of this phase) is not trained again; it is
@@ -581,6 +654,9 @@ def evaluate(
                 members, fit, current_metrics = trial, trial_fit, trial_metrics
                 last = grown
 
+    # the model before any pruning: member and weight pruning together may lose no more than
+    # the tolerances against it
+    dense_metrics, dense_fit = current_metrics, fit
     if len(members) > 1:
         l1 = fit.l1_per_member()
         keep_idx = [i for i, v in enumerate(l1) if v >= ev.prune_members_threshold]
@@ -613,7 +689,24 @@ def evaluate(
                 )
             )
 
-    # batch 3: every member fine-tuned at every sparsity level at once
+    if ev.drop_members and len(members) > 1:
+        if out_of_time():
+            record(
+                bench.step(
+                    "drop_members",
+                    "skipped: the time budget is spent",
+                    False,
+                    members,
+                    fit,
+                )
+            )
+        else:
+            members, fit, current_metrics = _drop_members(
+                bench, members, fit, current_metrics, dense_metrics, dense_fit, record
+            )
+
+    # last: every member fine-tuned at each sparsity level, level by level from the least
+    # sparse, each level starting from the weights the level before it left (gradual pruning)
     if out_of_time():
         record(
             bench.step(
@@ -630,40 +723,42 @@ def evaluate(
         for level in levels
         for m in members
     }
-    starts = {
-        c.name: next(m.weights for m in members if m.name == key[1])
-        for key, c in tune_specs.items()
-    }
-    # without a deadline every level trains in one batch (the most parallel); with one, level
-    # by level from the least sparse, so the phase stops when the time is spent and keeps
-    # what it tried (a plan's estimate can be short)
-    results = trainings.run(list(tune_specs.values()), starts) if deadline is None else {}
+    # each member's weights as the last level that trained left them (pruned and fine-tuned):
+    # the next level prunes those further, so the zeros of one level stay zero in the next
+    # and the survivors have adapted once already (iterative magnitude pruning recovers far
+    # more than one cut of the dense weights to the same sparsity)
+    start_from = {m.name: m.weights for m in members}
+    previous_level = 0.0
+    results = {}
     sparsity = 0.0
-    dense_metrics, dense_fit = current_metrics, fit
     chosen: tuple[list[Member], MixtureFit] | None = None
     for level in levels:
         names = [tune_specs[(level, m.name)].name for m in members]
         name = f"prune_weights_{level:g}"
         change = (
-            f"zero {level:.0%} of each kernel by magnitude, fine-tune {ev.fine_tune_epochs} "
-            "epoch(s) with the mask held"
+            f"zero {level:.0%} of each kernel by magnitude"
+            + (f" (from the {previous_level:g} level's weights)" if previous_level else "")
+            + f", fine-tune {ev.fine_tune_epochs} epoch(s) with the mask held"
         )
-        if deadline is not None:
-            if out_of_time():
-                record(
-                    bench.step(
-                        name,
-                        change + " (skipped: the time budget is spent)",
-                        False,
-                        members,
-                        fit,
-                        target_sparsity=level,
-                        within_tolerance=False,
-                    )
+        if out_of_time():
+            record(
+                bench.step(
+                    name,
+                    change + " (skipped: the time budget is spent)",
+                    False,
+                    members,
+                    fit,
+                    target_sparsity=level,
+                    within_tolerance=False,
                 )
-                continue
-            batch = [tune_specs[(level, m.name)] for m in members]
-            results.update(trainings.run(batch, {c.name: starts[c.name] for c in batch}))
+            )
+            continue
+        batch = [tune_specs[(level, m.name)] for m in members]
+        results.update(
+            trainings.run(
+                batch, {c.name: start_from[m.name] for c, m in zip(batch, members, strict=True)}
+            )
+        )
         failed = [n for n in names if n not in results or not results[n].ok]
         if failed:
             record(
@@ -687,6 +782,8 @@ def evaluate(
             if res.logits_train is not None and res.logits_val is not None:
                 bench.remember(t, (res.logits_train, res.logits_val))
             tuned.append(t)
+        start_from = {t.name: t.weights for t in tuned}
+        previous_level = level
         tuned_fit = bench.fit(tuned)
         metrics = bench.val_metrics(tuned, tuned_fit)
         metric_ok = bench.within_tolerance(metrics, dense_metrics)

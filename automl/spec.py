@@ -155,9 +155,16 @@ class EvaluationSpec(_Model):
     prune_members_threshold: float = Field(
         0.05, ge=0, description="drop members whose |w|₁ is below this, then refit the rest"
     )
+    drop_members: bool = Field(
+        True,
+        description="after the threshold, drop members one at a time (the one whose removal "
+        "leaves F lowest) while the validation metric does not fall and F stays within "
+        "objective_tolerance of the model before pruning",
+    )
     sparsities: list[float] = Field(
         default_factory=lambda: [0.25, 0.5, 0.75, 0.9],
-        description="target fractions of zero weights to try, by magnitude",
+        description="target fractions of zero weights to try, by magnitude; each level "
+        "starts from the level before it, fine-tuned (gradual pruning)",
     )
     fine_tune_epochs: int = Field(3, ge=0, le=100)
     accuracy_tolerance: float = Field(

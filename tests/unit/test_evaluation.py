@@ -84,13 +84,26 @@ def test_the_phase_records_every_step_and_keeps_what_it_says(searched) -> None: 
                 and step.validation_metrics["accuracy"] > previous.validation_metrics["accuracy"]
             )
             assert step.kept == improved, step
-        if step.kept and step.step in ("baseline", "grow_depth", "grow_width", "prune_members"):
+        if step.kept and step.step in ("baseline", "grow_depth", "grow_width"):
             previous = step
-    # weight pruning: within tolerance of the dense model it started from, the sparsest such
+    # member pruning: every member dropped one at a time cost no validation accuracy against
+    # the model before pruning, and F stayed within the tolerance of it
+    f_tol = spec.evaluation.objective_tolerance
+    pruned = next(s for s in ev.steps if s.step == "prune_members")
+    drop = next((s for s in ev.steps if s.step == "drop_members"), None)
+    if pruned.kept and pruned.members == 1:
+        assert drop is None  # the threshold left one member: nothing to eliminate
+    else:
+        assert drop is not None
+        assert drop.details["reference"] == previous.validation_metrics["accuracy"]
+        for r in drop.details["rounds"]:
+            assert r["accuracy"] >= previous.validation_metrics["accuracy"] - 1e-12
+            assert r["objective"] <= previous.objective * (1 + f_tol) + 1e-12
+        assert drop.kept == bool(drop.details["dropped"])
+    # weight pruning: within tolerance of the model before any pruning, the sparsest such
     # level kept, or none (and the members stay dense) when no level was within it
     tol = spec.evaluation.accuracy_tolerance
     levels = [s for s in ev.steps if s.step.startswith("prune_weights")]
-    f_tol = spec.evaluation.objective_tolerance
     for step in levels:
         within = (
             step.validation_metrics["accuracy"]
@@ -104,6 +117,105 @@ def test_the_phase_records_every_step_and_keeps_what_it_says(searched) -> None: 
     kernels = [w for m in ev.members for w in m.weights if is_kernel(w)]
     zero_fraction = sum(int(np.sum(w == 0)) for w in kernels) / sum(w.size for w in kernels)
     assert zero_fraction == pytest.approx(ev.sparsity, abs=0.01)
+
+
+def test_members_are_dropped_until_any_further_drop_would_cost_validation_accuracy(
+    searched: tuple[SearchSpec, PreparedData, SearchResult],
+) -> None:
+    """Backward elimination on the real search's ensemble, judged by a bench of its own: each
+    round's ensemble is what dropping that member and refitting gives, and from the ensemble
+    it ends with, every further single drop loses validation accuracy or takes F past the
+    tolerance (the rule stopped because it had to, not early)."""
+    _, data, result = searched
+    spec = SearchSpec.from_dict(
+        tiny_spec_dict(
+            epochs=8,
+            seed=3,
+            dense={"batch_norm": [False], "width": [64]},
+            evaluation={
+                "cv_folds": 0,
+                "grow": False,
+                "prune_members_threshold": 0.0,  # elimination alone decides
+                "sparsities": [0.5],
+                "fine_tune_epochs": 1,
+            },
+        )
+    )
+    members = list(result.ensemble.members)
+    assert len(members) >= 2, "the fixture's search must give an ensemble to prune"
+    ev = evaluate(spec, data, result.ensemble)
+    steps = {s.step: s for s in ev.steps}
+    judge = _Bench(spec, data)
+    ref_fit = judge.fit(members)
+    ref = judge.val_metrics(members, ref_fit)["accuracy"]
+    limit = ref_fit.objective * (1 + spec.evaluation.objective_tolerance) + 1e-12
+    drop = steps["drop_members"]
+    by_name = {m.name: m for m in members}
+    assert not steps["prune_members"].kept
+    left = list(members)
+    for r in drop.details["rounds"]:
+        left = [m for m in left if m.name != r["dropped"]]
+        f = judge.fit(left)
+        assert f.objective == pytest.approx(r["objective"], rel=1e-6)
+        assert judge.val_metrics(left, f)["accuracy"] == pytest.approx(r["accuracy"])
+        assert r["accuracy"] >= ref - 1e-12 and r["objective"] <= limit
+    assert [m.name for m in ev.members] == [m.name for m in left]
+    assert drop.members == len(left) and drop.kept == bool(drop.details["rounds"])
+    if len(left) > 1:
+        for i in range(len(left)):
+            trial = [by_name[m.name] for m in left[:i] + left[i + 1 :]]
+            f = judge.fit(trial)
+            assert judge.val_metrics(trial, f)["accuracy"] < ref - 1e-12 or f.objective > limit
+
+
+class _Starts(InProcessExecutor):
+    """The in-process executor, keeping the weights each training started from and ended
+    with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: dict[str, tuple[np.ndarray, ...]] = {}
+        self.ended: dict[str, tuple[np.ndarray, ...]] = {}
+
+    def run(self, specs, on_epoch=None, on_start=None, should_stop=None, init_weights=None):  # type: ignore[no-untyped-def]
+        for s in specs:
+            if init_weights and s.name in init_weights:
+                self.started[s.name] = tuple(init_weights[s.name])
+        for res in super().run(specs, on_epoch, on_start, should_stop, init_weights):
+            self.ended[res.spec.name] = tuple(res.weights)
+            yield res
+
+
+def test_each_sparsity_level_prunes_the_weights_the_level_before_left(searched) -> None:  # type: ignore[no-untyped-def]
+    """Gradual pruning: a member's 0.75 fine-tune starts from its 0.5 fine-tune's weights
+    (not the dense ones), so every weight zero at 0.5 is zero at 0.75 too."""
+    spec, data, result = searched
+    spec = spec.model_copy(
+        update={
+            "evaluation": spec.evaluation.model_copy(
+                # every member kept, so every member is pruned; nothing else trained
+                update={
+                    "drop_members": False,
+                    "prune_members_threshold": 0.0,
+                    "cv_folds": 0,
+                    "grow": False,
+                }
+            )
+        }
+    )
+    ex = _Starts()
+    evaluate(spec, data, result.ensemble, executor=ex)
+    assert len(ex.started) == 2 * len(result.ensemble.members)
+    for m in result.ensemble.members:
+        half, three = f"{m.name}_prune0.5", f"{m.name}_prune0.75"
+        for a, b in zip(ex.started[half], m.weights, strict=True):
+            np.testing.assert_array_equal(a, b)  # the first level starts dense
+        for a, b in zip(ex.started[three], ex.ended[half], strict=True):
+            np.testing.assert_array_equal(a, b)
+        for w_half, w_three in zip(ex.ended[half], ex.ended[three], strict=True):
+            if is_kernel(w_half):
+                assert np.all(w_three[w_half == 0] == 0)
+                assert np.mean(w_three == 0) == pytest.approx(0.75, abs=1.0 / w_three.size)
 
 
 class KeepEveryGrowth(_Bench):
@@ -134,6 +246,7 @@ def test_grow_rules_stack_on_the_member_as_the_kept_step_left_it(
             evaluation={
                 "grow": True,
                 "prune_members_threshold": 0.0,
+                "drop_members": False,
                 "sparsities": [0.5],
                 "fine_tune_epochs": 1,
                 "accuracy_tolerance": 1.0,
