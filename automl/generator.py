@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from automl.samplers import create_sampler, is_multi_objective
+from automl.samplers import LOST_ATTR, create_sampler, is_multi_objective
 from automl.spec import ConvSpace, FloatRange, SearchSpec
 from automl.training import CandidateSpec
 
@@ -251,13 +251,23 @@ class CandidateGenerator:
         return bool(self._trials[name].should_prune())
 
     def tell(
-        self, name: str, loss: float | None, complexity: float | None, pruned: bool = False
+        self,
+        name: str,
+        loss: float | None,
+        complexity: float | None,
+        pruned: bool = False,
+        lost: bool = False,
     ) -> None:
         """Report a candidate's loss and complexity term (``None`` for a failed candidate);
-        a ``pruned`` one is told so (its value is then its last reported one)."""
+        a ``pruned`` one is told so (its value is then its last reported one). A ``lost`` one
+        (its worker or node died, or none could be placed) fails with the user attribute
+        ``lost``: it says nothing about its configuration, so the ``rl`` controller does not
+        learn from it (TPE and random ignore every failed trial anyway)."""
         import optuna
 
         trial = self._trials.pop(name)
+        if lost:
+            trial.set_user_attr(LOST_ATTR, True)
         if pruned:
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         elif loss is None or complexity is None:

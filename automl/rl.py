@@ -20,7 +20,9 @@ Choices documented here rather than hidden in the code:
   below the worst reward seen (advantage ``(worst - baseline) / std - 1``, at most ``-1``), so
   settings that crash or diverge lose probability. It does not move the baseline or the scale,
   which describe real objectives only. A failure before any completed trial has nothing to be
-  compared with and is skipped.
+  compared with and is skipped, and so is a trial lost to the cluster (user attribute
+  ``automl.samplers.LOST_ATTR``: its worker or node died), which says nothing about its
+  settings.
 - Trials whose parameters were fixed (the paper's enqueued candidates, which Optuna fills in
   without asking the sampler) update the policy like sampled ones. That is off-policy (no
   importance weight), but they are deliberate, usually good proposals and the controller should
@@ -50,6 +52,8 @@ from optuna.distributions import (
 from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from automl.samplers import LOST_ATTR
 
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 
@@ -297,7 +301,7 @@ class ReinforceSampler(BaseSampler):
                 )
             self._worst = reward if self._worst is None else min(self._worst, reward)
         else:
-            if self._baseline is None or self._worst is None:
+            if trial.user_attrs.get(LOST_ATTR) or self._baseline is None or self._worst is None:
                 return
             std = self._std()
             advantage = (self._worst - self._baseline) / std - 1.0 if std > 0 else -1.0

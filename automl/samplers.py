@@ -7,6 +7,10 @@ from typing import Any
 
 from automl._registry import Registry
 
+# a failed trial's user attribute: lost to the cluster (its worker or node died), not to its
+# configuration; a sampler that learns from failures skips it
+LOST_ATTR = "lost"
+
 samplers: Registry[Any] = Registry("sampler")
 
 

@@ -417,7 +417,13 @@ class AdaNetSearch:
                     # the trial had these reports when it was told: report them again
                     replay_reports(generator, s.name, c.history.get(PROXY_KEY) or [])
                     pruned = was_pruned(c.state, c.stop_reason, c.history, self.spec)
-                generator.tell(s.name, c.loss if ok else None, c.complexity if ok else None, pruned)
+                generator.tell(
+                    s.name,
+                    c.loss if ok else None,
+                    c.complexity if ok else None,
+                    pruned,
+                    lost=c.failure_kind == "infrastructure",
+                )
             state.iterations.append(rec)
             if rec.chosen:
                 best = next(e for e in rec.ensembles if e.name == rec.chosen)
@@ -519,7 +525,7 @@ class AdaNetSearch:
                 )
                 by_name[rec.name] = rec
                 if not result.ok:
-                    generator.tell(rec.name, None, None)
+                    generator.tell(rec.name, None, None, lost=rec.failure_kind == "infrastructure")
                     record.candidates.append(rec)
                     self.cb.on_candidate_end(rec)
                     if rec.failure_kind == "infrastructure":

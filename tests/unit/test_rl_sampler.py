@@ -99,6 +99,28 @@ def test_a_failed_trial_lowers_the_probability_of_its_choices() -> None:
     assert sampler.policy_state(study)["failed"] == 1
 
 
+def test_a_trial_lost_to_the_cluster_teaches_the_policy_nothing() -> None:
+    """The generator tells a candidate whose worker died as ``lost``: a failure of the
+    cluster, not of its settings, so the policy stays exactly where it was (a training
+    failure, told the same way otherwise, lowers its arm: the test above)."""
+    spec = SearchSpec(sampler="rl", candidates_per_iteration=3, seed=4)
+    gen = CandidateGenerator(spec, spec.resolve_families(load_builtin("digits").kind))
+    first = gen.propose(0, None)
+    for i, c in enumerate(first):
+        gen.tell(c.name, 1.0 + i, 0.1)
+    before = gen.sampler_state()
+    lost, failing, _ = gen.propose(1, first[0].hparams)
+    gen.tell(lost.name, None, None, lost=True)
+    after = gen.sampler_state()
+    assert before is not None and after is not None
+    assert after["parameters"] == before["parameters"] and after["failed"] == 0
+    # a candidate failing in training, told the same way otherwise, is learned from
+    gen.tell(failing.name, None, None)
+    state = gen.sampler_state()
+    assert state is not None and state["failed"] == 1
+    assert state["parameters"] != before["parameters"]
+
+
 def test_same_seed_and_told_values_give_the_same_proposals() -> None:
     _, first = _run(ReinforceSampler(seed=5), 25, fail_every=7)
     _, second = _run(ReinforceSampler(seed=5), 25, fail_every=7)
