@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.artifacts import ArtifactStore
 from api.db import session_scope
+from api.heap import freeze_after_tensorflow
 from api.models import Candidate, CandidateState, Event, Iteration, Job, JobState, utcnow
 from api.repositories import (
     CandidateRepository,
@@ -270,6 +271,7 @@ class Controller:
     def run_job(self, job_id: str) -> None:
         try:
             self._run_outcome(job_id)
+            freeze_after_tensorflow()
         except LeaseLostError:
             log.warning("job %s: this controller lost its lease; it stops here", job_id)
         except DB_UNREACHABLE:

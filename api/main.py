@@ -24,6 +24,7 @@ from api.controller import Controller
 from api.db import make_engine, make_session_factory, session_scope
 from api.deps import AppState
 from api.errors import APIError, ServiceUnavailableError, document_errors
+from api.heap import freeze_heap
 from api.limits import UploadLimitMiddleware
 from api.metrics import (
     DURATION_BUCKETS,
@@ -228,6 +229,7 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
         app.state.controller = controller
         if settings.run_controller:
             controller.start()
+        freeze_heap()
         try:
             yield
         finally:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, or_, select, update
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm import Session, defer, undefer
 
 from api.models import (
     ApiKey,
@@ -127,14 +127,19 @@ class JobRepository:
         return self.s.get(Job, job_id)
 
     def list(
-        self, owner: str, state: str | None, limit: int, offset: int
+        self, owner: str, state: str | None, limit: int, offset: int, with_result: bool = True
     ) -> tuple[Sequence[Job], int]:
+        """A page of the owner's jobs, newest first. ``with_result=False`` leaves each
+        finished job's report unread (the largest column by far: fetching and decoding it was
+        most of a listing's cost); reading ``result`` on such a row then loads it alone."""
         q = select(Job).where(Job.owner == owner)
         if state:
             q = q.where(Job.state == state)
         total = self.s.scalar(select(func.count()).select_from(q.subquery())) or 0
-        rows = self.s.scalars(q.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset))
-        return rows.all(), total
+        page = q.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+        if not with_result:
+            page = page.options(defer(Job.result))
+        return self.s.scalars(page).all(), total
 
     def add(self, job: Job) -> Job:
         self.s.add(job)

@@ -89,7 +89,10 @@ class Progress(BaseModel):
     )
 
 
-class JobPublic(_Out):
+class JobSummary(_Out):
+    """A job as the list shows it: everything but ``result`` (a finished job's report, tens of
+    kilobytes; ``GET /api/v1/jobs/{id}`` has it)."""
+
     id: str
     state: str
     dataset_id: str | None
@@ -101,15 +104,20 @@ class JobPublic(_Out):
     error: str | None
     cancel_requested: bool
     attempts: int
-    result: dict[str, Any] | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     elapsed_s: float | None
 
 
+class JobPublic(JobSummary):
+    result: dict[str, Any] | None
+
+
 class JobsPublic(BaseModel):
-    data: list[JobPublic]
+    data: list[JobSummary] = Field(
+        description="newest first; each job without its result (GET /api/v1/jobs/{id} has it)"
+    )
     count: int
 
 

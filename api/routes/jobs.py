@@ -17,7 +17,7 @@ from api.schemas import (
     JobPublic,
     JobsPublic,
 )
-from api.services.jobs import JobService, job_public
+from api.services.jobs import JobService, job_public, job_summary
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -43,8 +43,8 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobsPublic:
-    rows, total = _service(session, state).list(owner, job_state, limit, offset)
-    return JobsPublic(data=[job_public(j) for j in rows], count=total)
+    rows, total = _service(session, state).list(owner, job_state, limit, offset, with_result=False)
+    return JobsPublic(data=[job_summary(j) for j in rows], count=total)
 
 
 @router.get("/{job_id}", response_model=JobPublic)

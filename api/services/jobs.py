@@ -13,7 +13,7 @@ from api.db import after_commit
 from api.errors import ConflictError, NotFoundError, UnprocessableError
 from api.models import Job, JobState, utcnow
 from api.repositories import DatasetRepository, EventRepository, JobRepository
-from api.schemas import JobCreate, JobPublic, Progress
+from api.schemas import JobCreate, JobPublic, JobSummary, Progress
 from api.services.history import HistoryService
 from api.services.quotas import QuotaService
 from automl.data import builtin_kind
@@ -85,14 +85,14 @@ class JobService:
         return job
 
     def list(
-        self, owner: str, state: str | None, limit: int, offset: int
+        self, owner: str, state: str | None, limit: int, offset: int, with_result: bool = True
     ) -> tuple[Sequence[Job], int]:
         if state is not None and state not in JobState.__members__:
             raise UnprocessableError(
                 f"state must be one of {', '.join(JobState.__members__)}, not {state!r}",
                 field="query.state",
             )
-        return self.repo.list(owner, state, limit, offset)
+        return self.repo.list(owner, state, limit, offset, with_result)
 
     def cancel(self, owner: str, job_id: str) -> Job:
         """A queued job is cancelled at once; a running or evaluating one gets a request that
@@ -174,12 +174,21 @@ class JobService:
 
 
 def job_public(job: Job) -> JobPublic:
+    return JobPublic(**_job_fields(job), result=job.result)
+
+
+def job_summary(job: Job) -> JobSummary:
+    """The job without its result (a row loaded ``with_result=False`` never reads it)."""
+    return JobSummary(**_job_fields(job))
+
+
+def _job_fields(job: Job) -> dict[str, Any]:
     spec = job.spec or {}
     end = job.finished_at or (utcnow() if job.started_at else None)
     elapsed = None
     if job.started_at and end:
         elapsed = (_aware(end) - _aware(job.started_at)).total_seconds()
-    return JobPublic(
+    return dict(
         id=job.id,
         state=job.state,
         dataset_id=job.dataset_id,
@@ -205,7 +214,6 @@ def job_public(job: Job) -> JobPublic:
         error=job.error,
         cancel_requested=job.cancel_requested,
         attempts=job.attempts,
-        result=job.result,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

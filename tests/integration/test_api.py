@@ -273,6 +273,10 @@ def test_a_digits_job_runs_to_success_with_candidates_live(server: Server) -> No
         listed = c.get("/api/v1/jobs?state=succeeded").json()
         assert job["id"] in [j["id"] for j in listed["data"]]
         assert all(j["state"] == "succeeded" for j in listed["data"])
+        # the list is a summary: every field of the job but its result (the report), which
+        # only GET /jobs/{id} sends
+        row = next(j for j in listed["data"] if j["id"] == job["id"])
+        assert "result" not in row and row == {k: v for k, v in done.items() if k != "result"}
         metrics = c.get("/metrics").text
         completed = [x for x in cands["data"] if x["state"] == "completed"]
         trained = re.search(r'automl_candidates_trained_total\{state="completed"\} (\S+)', metrics)
