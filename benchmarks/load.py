@@ -133,6 +133,8 @@ def log_findings(server: Server) -> dict[str, int]:
         "tracebacks": text.count("Traceback (most recent call last)"),
         "logged_5xx": len(re.findall(r'HTTP/1\.[01]" 5\d\d', text)),
         "pool_timeouts": text.count("QueuePool limit"),
+        # uvicorn's supervisor kills an HTTP process that misses its health ping (--workers)
+        "http_processes_restarted": len(re.findall(r"Child process \[\d+\] died", text)),
     }
 
 
@@ -574,6 +576,10 @@ def print_burst(backend: str, b: dict[str, Any]) -> None:
         (
             "tracebacks / 5xx in log",
             f"{b['server_log']['tracebacks']} / {b['server_log']['logged_5xx']}",
+        ),
+        (
+            "HTTP processes restarted (missed health ping)",
+            b["server_log"].get("http_processes_restarted", 0),
         ),
         (
             "jobs listed / expected, lost",
