@@ -13,10 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_timeout_s: float = 30.0) -> Engine:
+    """``pool_timeout_s``: how long a session waits for a pooled connection when all are in
+    use (the API answers 503 then)."""
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_timeout=pool_timeout_s,
         )
 
         @event.listens_for(engine, "connect")
@@ -29,7 +33,9 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=pool_timeout_s
+    )
 
 
 def make_session_factory(

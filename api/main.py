@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from api.artifacts import ArtifactStore
 from api.auth import any_key_exists, create_api_key
@@ -69,7 +70,7 @@ def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
 def _open_database(settings: Settings) -> tuple[Any, Any, ArtifactStore]:
     """Upgrade the schema; the engine, the session factory (carrying the per-owner quotas its
     services enforce) and the artifact store."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.db_pool_timeout_s)
     before, after = upgrade(engine)
     if before != after:
         log.warning("database schema upgraded from %s to %s", before, after)
@@ -263,6 +264,17 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
     # the driver's connection errors only: a bug (a bad query, a constraint) stays a 500
     app.add_exception_handler(OperationalError, _database_unreachable)
     app.add_exception_handler(InterfaceError, _database_unreachable)
+
+    async def _pool_exhausted(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("a request waited too long for a database connection: %s", exc)
+        err = ServiceUnavailableError(
+            "the service is too busy to reach its database right now; try again shortly",
+            retry_after_s=DB_RETRY_AFTER_S,
+        )
+        return JSONResponse(err.body(), status_code=err.status_code, headers=err.headers())
+
+    # every pooled connection stayed in use for the pool's whole timeout: overload, not a bug
+    app.add_exception_handler(PoolTimeoutError, _pool_exhausted)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,6 +13,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOML_", extra="ignore")
 
     database_url: str = Field("sqlite:///./automl.db", description="SQLAlchemy URL")
+    db_pool_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="seconds a request waits for a pooled database connection when all are in "
+        "use; then it is answered 503 with Retry-After",
+    )
     artifact_dir: Path = Field(Path("./artifacts"), description="models, uploads, member weights")
     ray_address: str | None = Field(
         None, description="join this Ray cluster (HOST:PORT); default: start a local one"
