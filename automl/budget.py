@@ -27,6 +27,8 @@ EXPORT_PER_MEMBER_S = 1.0
 # compiled, and its outputs on the training and validation rows predicted, like a candidate's
 # (measured on MNIST-1D: ~2.8 s per fine-tune where 3/30 of a 16 s candidate is 1.6 s)
 FINE_TUNE_OVERHEAD_EPOCHS = 2.0
+# a plan lengthens the fine-tunes only while its estimate stays within this share of the time
+EXTEND_SHARE = 0.8
 
 
 @dataclass
@@ -50,12 +52,17 @@ class EvaluationPlan:
     estimate_s: float
     time_left_s: float | None
     cuts: list[str] = field(default_factory=list)
+    # epochs of each pruned member's fine-tune: the spec's, or more where the time left allows
+    fine_tune_epochs: int | None = None
+    extended: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "cv_folds": self.cv_folds,
             "grow": self.grow,
             "sparsities": self.sparsities,
+            "fine_tune_epochs": self.fine_tune_epochs,
+            "extended": self.extended,
             "estimate_s": round(self.estimate_s, 1),
             "time_left_s": None if self.time_left_s is None else round(self.time_left_s, 1),
             "cuts": self.cuts,
@@ -158,12 +165,13 @@ def plan_evaluation(
     folds = ev.cv_folds if ev.cv_folds >= 2 else 0
     grow = bool(ev.grow)
     levels = list(ev.sparsities)
+    tune_epochs = ev.fine_tune_epochs
     if time_left_s is None or timing is None:
-        return EvaluationPlan(folds, grow, levels, 0.0, time_left_s)
+        return EvaluationPlan(folds, grow, levels, 0.0, time_left_s, fine_tune_epochs=tune_epochs)
 
     def cost() -> float:
         return estimate_evaluation(
-            timing, members, folds, grow, len(levels), spec.epochs, ev.fine_tune_epochs
+            timing, members, folds, grow, len(levels), spec.epochs, tune_epochs
         )
 
     cuts: list[str] = []
@@ -205,4 +213,30 @@ def plan_evaluation(
             )
             break
         cuts.append(f"{what} (~{before:.0f} s estimated, {available:.0f} s left)")
-    return EvaluationPlan(folds, grow, levels, cost(), time_left_s, cuts)
+    extended: list[str] = []
+    if not cuts and getattr(ev, "extend_fine_tune", False) and levels and tune_epochs > 0:
+        # time to spare (a search that stopped by its own rule before the budget): longer
+        # fine-tunes, up to a candidate's epochs, with a fifth of the time left kept in hand
+        # (estimates run short); pruned members recover more of what the mask cost them
+        most = max(ev.fine_tune_epochs, spec.epochs)
+        before = tune_epochs
+        while tune_epochs < most:
+            tune_epochs += 1
+            if cost() > EXTEND_SHARE * available:
+                tune_epochs -= 1
+                break
+        if tune_epochs > before:
+            extended.append(
+                f"fine-tunes get {tune_epochs} epochs instead of {before}: the time left "
+                f"({available:.0f} s) allows it (~{cost():.0f} s estimated)"
+            )
+    return EvaluationPlan(
+        folds,
+        grow,
+        levels,
+        cost(),
+        time_left_s,
+        cuts,
+        fine_tune_epochs=tune_epochs,
+        extended=extended,
+    )

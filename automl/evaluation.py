@@ -501,6 +501,11 @@ def evaluate(
     folds = plan.cv_folds if plan is not None else (ev.cv_folds if ev.cv_folds >= 2 else 0)
     grow_rules = plan.grow if plan is not None else ev.grow
     levels = list(plan.sparsities) if plan is not None else list(ev.sparsities)
+    tune_epochs = (
+        plan.fine_tune_epochs
+        if plan is not None and plan.fine_tune_epochs is not None
+        else ev.fine_tune_epochs
+    )
     deadline = (
         started + plan.time_left_s if plan is not None and plan.time_left_s is not None else None
     )
@@ -538,7 +543,7 @@ def evaluate(
                     "to fit the time budget: " + "; ".join(plan.cuts)
                     if plan.cuts
                     else f"every step fits the time budget (~{plan.estimate_s:.0f} s of "
-                    f"{plan.time_left_s:.0f} s left)"
+                    f"{plan.time_left_s:.0f} s left)" + "".join(f"; {e}" for e in plan.extended)
                 ),
                 True,
                 members,
@@ -719,7 +724,7 @@ def evaluate(
         )
         levels = []
     tune_specs = {
-        (level, m.name): _fine_tune_spec(m, level, ev.fine_tune_epochs, spec.candidate_timeout_s)
+        (level, m.name): _fine_tune_spec(m, level, tune_epochs, spec.candidate_timeout_s)
         for level in levels
         for m in members
     }
@@ -738,7 +743,7 @@ def evaluate(
         change = (
             f"zero {level:.0%} of each kernel by magnitude"
             + (f" (from the {previous_level:g} level's weights)" if previous_level else "")
-            + f", fine-tune {ev.fine_tune_epochs} epoch(s) with the mask held"
+            + f", fine-tune {tune_epochs} epoch(s) with the mask held"
         )
         if out_of_time():
             record(

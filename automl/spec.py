@@ -167,6 +167,12 @@ class EvaluationSpec(_Model):
         "starts from the level before it, fine-tuned (gradual pruning)",
     )
     fine_tune_epochs: int = Field(3, ge=0, le=100)
+    extend_fine_tune: bool = Field(
+        True,
+        description="with a time budget and time to spare after the search, fine-tune the "
+        "pruned members longer (up to the spec's epochs) while the phase's estimate stays "
+        "within 80% of the time left; recorded in the time_plan step",
+    )
     accuracy_tolerance: float = Field(
         0.005,
         ge=0,

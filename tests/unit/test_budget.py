@@ -36,6 +36,29 @@ def test_without_a_budget_the_plan_is_the_spec() -> None:
     )
 
 
+def test_time_to_spare_lengthens_the_fine_tunes_within_four_fifths_of_it() -> None:
+    spec, timing = _spec(), Timing(candidate_s=4.0, iteration_s=10.0, parallel=2)
+    full = estimate_evaluation(timing, 3, 5, True, 4, 10, 2)
+    # twice the time the spec's phase needs: longer fine-tunes, recorded, within 80% of it
+    plan = plan_evaluation(spec, timing, 3, 2 * full)
+    assert plan.cuts == [] and plan.fine_tune_epochs is not None
+    assert 2 < plan.fine_tune_epochs <= 10  # never past a candidate's epochs
+    assert plan.estimate_s <= 0.8 * 2 * full
+    one_more = estimate_evaluation(timing, 3, 5, True, 4, 10, plan.fine_tune_epochs + 1)
+    assert plan.fine_tune_epochs == 10 or one_more > 0.8 * 2 * full  # as long as it fits
+    assert len(plan.extended) == 1 and f"{plan.fine_tune_epochs} epochs instead of 2" in (
+        plan.extended[0]
+    )
+    # plenty of time: a candidate's epochs at most
+    assert plan_evaluation(spec, timing, 3, 100 * full).fine_tune_epochs == 10
+    # the spec's epochs: when nothing is spare, when turned off, and without a budget
+    assert plan_evaluation(spec, timing, 3, full).fine_tune_epochs == 2
+    assert plan_evaluation(spec, timing, 3, 0.5 * full).fine_tune_epochs == 2
+    off = _spec(extend_fine_tune=False)
+    assert plan_evaluation(off, timing, 3, 100 * full).fine_tune_epochs == 2
+    assert plan_evaluation(spec, timing, 3, None).fine_tune_epochs == 2
+
+
 def test_a_tight_budget_cuts_sparsities_then_folds_then_grow_then_cv_each_recorded() -> None:
     spec, timing = _spec(), Timing(candidate_s=4.0, iteration_s=10.0, parallel=2)
     full = estimate_evaluation(timing, 3, 5, True, 4, 10, 2)
