@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from api.admission import AdmissionLimit
 from api.artifacts import ArtifactStore
 from api.auth import any_key_exists, create_api_key
 from api.controller import Controller
@@ -295,6 +296,8 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
         )
 
     app.add_middleware(UploadLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
+    # outermost: a request waits for its turn before any of its work starts
+    app.add_middleware(AdmissionLimit, limit=settings.max_requests_in_flight)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     app.include_router(models.router)

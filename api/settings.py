@@ -13,6 +13,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOML_", extra="ignore")
 
     database_url: str = Field("sqlite:///./automl.db", description="SQLAlchemy URL")
+    max_requests_in_flight: int = Field(
+        16,
+        ge=1,
+        le=32,
+        description="requests one HTTP process handles at once; more wait their turn, first "
+        "come first served (below the 40 threads sync routes run on, so a burst cannot "
+        "deadlock threads against pooled database connections)",
+    )
     db_pool_timeout_s: float = Field(
         30.0,
         gt=0,

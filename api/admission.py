@@ -1,0 +1,57 @@
+"""Admission control: at most N requests of a process past the door at once, first come first
+served; the rest wait their turn in the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class AdmissionLimit:
+    """At most ``limit`` HTTP requests of this process are being handled at once; more wait, in
+    arrival order, before any of their work starts.
+
+    A sync route's work runs in threads (its dependencies, the route, then the validation of
+    its answer), each step waiting for a thread of anyio's pool (40). A request holds its
+    database session's connection from its first query until its answer is validated and
+    the session closes, so with more requests in flight than threads, the threads could all
+    be waiting for connections held by requests waiting for a thread to finish (a deadlock
+    that only the pool's timeout broke, with 503s). Below the thread count it cannot happen;
+    and requests no longer race each other for the interpreter, so the slowest of a burst
+    waits about as long as the average (FIFO) instead of several times longer.
+
+    A slot is freed when the answer starts (its session is closed by then): a long download or
+    an event stream does not hold one while it streams.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self._slots: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._slots is None:  # made in the serving loop
+            self._slots = asyncio.Semaphore(self.limit)
+        slots = self._slots
+        await slots.acquire()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                slots.release()
+
+        async def send_and_release(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                release()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_release)
+        finally:
+            release()

@@ -1,0 +1,104 @@
+"""AdmissionLimit: at most N requests of a process handled at once, admitted in arrival order,
+each slot freed as its answer starts (a stream does not keep it) or when the app fails."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from api.admission import AdmissionLimit
+
+
+class _App:
+    """An ASGI app whose requests wait until the test lets them answer; it records how many
+    run at once and in which order they started."""
+
+    def __init__(self, stream: bool = False, fail: bool = False) -> None:
+        self.running = 0
+        self.most = 0
+        self.started: list[int] = []
+        self.go: dict[int, asyncio.Event] = {}
+        self.stream = stream
+        self.fail = fail
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        n = scope["n"]
+        self.started.append(n)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self.go.setdefault(n, asyncio.Event()).wait()
+            if self.fail:
+                raise RuntimeError("the route failed")
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            if self.stream:  # an event stream: open long after its answer started
+                await asyncio.Event().wait()
+            await send({"type": "http.response.body", "body": b"ok"})
+        finally:
+            self.running -= 1
+
+
+def _request(limit_app: AdmissionLimit, n: int) -> asyncio.Task[None]:
+    async def noop(_message: Any = None) -> Any:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "path": "/api/v1/jobs", "method": "GET", "n": n}
+    return asyncio.ensure_future(limit_app(scope, noop, noop))
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_at_most_the_limit_run_at_once_first_come_first_served() -> None:
+    async def scenario() -> None:
+        app = _App()
+        limited = AdmissionLimit(app, limit=2)  # type: ignore[arg-type]
+        tasks = [_request(limited, n) for n in range(6)]
+        await _settle()
+        assert app.started == [0, 1] and app.running == 2  # the rest wait at the door
+        for n in range(6):  # each answer lets the next in line start, in arrival order
+            app.go.setdefault(n, asyncio.Event()).set()
+            await _settle()
+        await asyncio.gather(*tasks)
+        assert app.started == list(range(6)) and app.most == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_slot_is_freed_when_the_answer_starts_so_a_stream_does_not_keep_it() -> None:
+    async def scenario() -> None:
+        app = _App(stream=True)
+        limited = AdmissionLimit(app, limit=1)  # type: ignore[arg-type]
+        first, second = _request(limited, 0), _request(limited, 1)
+        await _settle()
+        assert app.started == [0]
+        app.go.setdefault(0, asyncio.Event()).set()  # the stream starts answering, stays open
+        await _settle()
+        assert app.started == [0, 1] and app.running == 2
+        first.cancel()
+        second.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_request_that_fails_frees_its_slot() -> None:
+    async def scenario() -> None:
+        app = _App(fail=True)
+        limited = AdmissionLimit(app, limit=1)  # type: ignore[arg-type]
+        first, second = _request(limited, 0), _request(limited, 1)
+        await _settle()
+        app.go.setdefault(0, asyncio.Event()).set()
+        await _settle()
+        with pytest.raises(RuntimeError):
+            await first
+        assert app.started == [0, 1]  # the next one got the slot
+        app.go.setdefault(1, asyncio.Event()).set()
+        with pytest.raises(RuntimeError):
+            await second
+
+    asyncio.run(scenario())
