@@ -214,7 +214,15 @@ def plan_evaluation(
             break
         cuts.append(f"{what} (~{before:.0f} s estimated, {available:.0f} s left)")
     extended: list[str] = []
-    if not cuts and getattr(ev, "extend_fine_tune", False) and levels and tune_epochs > 0:
+    # only when every model step is in: after a budget-filling search, cutting
+    # cross-validation (an estimate of the model, not a change to it) does not stop it
+    model_steps_cut = grow != bool(ev.grow) or levels != list(ev.sparsities)
+    if (
+        (not cuts or (estimate_first and not model_steps_cut))
+        and getattr(ev, "extend_fine_tune", False)
+        and levels
+        and tune_epochs > 0
+    ):
         # time to spare (a search that stopped by its own rule before the budget): longer
         # fine-tunes, up to a candidate's epochs, with a fifth of the time left kept in hand
         # (estimates run short); pruned members recover more of what the mask cost them

@@ -46,14 +46,25 @@ def test_time_to_spare_lengthens_the_fine_tunes_within_four_fifths_of_it() -> No
     assert plan.estimate_s <= 0.8 * 2 * full
     one_more = estimate_evaluation(timing, 3, 5, True, 4, 10, plan.fine_tune_epochs + 1)
     assert plan.fine_tune_epochs == 10 or one_more > 0.8 * 2 * full  # as long as it fits
-    assert len(plan.extended) == 1 and f"{plan.fine_tune_epochs} epochs instead of 2" in (
-        plan.extended[0]
+    assert (
+        len(plan.extended) == 1
+        and f"{plan.fine_tune_epochs} epochs instead of 2" in (plan.extended[0])
     )
     # plenty of time: a candidate's epochs at most
     assert plan_evaluation(spec, timing, 3, 100 * full).fine_tune_epochs == 10
     # the spec's epochs: when nothing is spare, when turned off, and without a budget
     assert plan_evaluation(spec, timing, 3, full).fine_tune_epochs == 2
     assert plan_evaluation(spec, timing, 3, 0.5 * full).fine_tune_epochs == 2
+    # after a budget-filling search, cross-validation cut (it only estimates the model) does
+    # not stop longer fine-tunes; a model step cut does
+    filling = SearchSpec.from_dict(
+        tiny_spec_dict(epochs=10, max_iterations=None, time_budget_s=600, evaluation=FULL)
+    )
+    short = estimate_evaluation(timing, 3, 2, True, 4, 10, 2) - 0.1  # even 2 folds too many
+    cut_cv = plan_evaluation(filling, timing, 3, short)
+    assert cut_cv.cv_folds == 0 and cut_cv.cuts and cut_cv.fine_tune_epochs > 2
+    assert cut_cv.estimate_s <= 0.8 * short
+    assert plan_evaluation(spec, timing, 3, short).fine_tune_epochs == 2  # not filling
     off = _spec(extend_fine_tune=False)
     assert plan_evaluation(off, timing, 3, 100 * full).fine_tune_epochs == 2
     assert plan_evaluation(spec, timing, 3, None).fine_tune_epochs == 2
