@@ -29,13 +29,16 @@ class AdmissionLimit:
         self.app = app
         self.limit = limit
         self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self._slots is None:  # made in the serving loop
-            self._slots = asyncio.Semaphore(self.limit)
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._loop is not loop:
+            # made in the serving loop (an app served again, by a test client, gets a new one)
+            self._slots, self._loop = asyncio.Semaphore(self.limit), loop
         slots = self._slots
         await slots.acquire()
         held = True

@@ -102,3 +102,22 @@ def test_a_request_that_fails_frees_its_slot() -> None:
             await second
 
     asyncio.run(scenario())
+
+
+def test_an_app_served_again_in_another_event_loop_gets_fresh_slots() -> None:
+    app = _App()
+    limited = AdmissionLimit(app, limit=1)  # type: ignore[arg-type]
+
+    async def two_in_a_row() -> None:
+        first, second = _request(limited, 0), _request(limited, 1)
+        await _settle()
+        for n in (0, 1):
+            app.go.setdefault(n, asyncio.Event()).set()
+            await _settle()
+        await asyncio.gather(first, second)
+        app.go.clear()
+
+    asyncio.run(two_in_a_row())  # contention binds the semaphore to this loop
+    asyncio.run(two_in_a_row())  # a new loop (a second test client): no "bound to a
+    # different event loop" error
+    assert app.started == [0, 1, 0, 1]
