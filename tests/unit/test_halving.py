@@ -63,9 +63,10 @@ class _Tells:
             self.log.append(("report", name, epoch, value))
             report(gen, name, epoch, value)
 
-        def spy_tell(gen: CandidateGenerator, name: str, *args: Any) -> None:
-            self.log.append(("tell", name, *args))
-            tell(gen, name, *args)
+        def spy_tell(gen: CandidateGenerator, name: str, *args: Any, **kwargs: Any) -> None:
+            # a lost candidate is logged as such; lost=False adds nothing (a replay passes it)
+            self.log.append(("tell", name, *args, *(("lost",) if kwargs.get("lost") else ())))
+            tell(gen, name, *args, **kwargs)
 
         monkeypatch.setattr(CandidateGenerator, "report", spy_report)
         monkeypatch.setattr(CandidateGenerator, "tell", spy_tell)
