@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from api.artifacts import ArtifactStore
 from api.auth import owner_for_key
@@ -47,22 +48,64 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def current_owner(
-    state: StateDep,
-    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
-) -> str:
+def _bearer(authorization: str | None) -> str:
+    """The key of an ``Authorization: Bearer <key>`` header (401 when missing or malformed)."""
     if not authorization:
         raise UnauthorizedError("missing Authorization header; send 'Authorization: Bearer <key>'")
     scheme, _, key = authorization.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise UnauthorizedError("the Authorization header must be 'Bearer <key>'")
-    owner = owner_for_key(state.factory, key.strip())
+    return key.strip()
+
+
+def _owner_of(state: AppState, key: str) -> str:
+    owner = owner_for_key(state.factory, key)
     if owner is None:
         raise UnauthorizedError("unknown or revoked API key")
     return owner
 
 
+def current_owner(
+    state: StateDep,
+    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+) -> str:
+    return _owner_of(state, _bearer(authorization))
+
+
 OwnerDep = Annotated[str, Depends(current_owner)]
+
+
+async def bearer_key(
+    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+) -> str:
+    # async: the header's shape is checked in the event loop, before the route's parameters
+    # (a call without a key is a 401 whatever else it sends, as with OwnerDep)
+    return _bearer(authorization)
+
+
+KeyDep = Annotated[str, Depends(bearer_key)]
+
+T = TypeVar("T")
+
+
+async def read_in_one_step(state: AppState, key: str, read: Callable[[str, Session], T]) -> T:
+    """Check ``key`` and run ``read(owner, session)`` in one worker-thread step.
+
+    A sync route with OwnerDep and SessionDep takes five trips between the event loop and the
+    thread pool (the session opened, the key checked, the route, the session closed, the
+    answer validated); under a burst each trip waits for the GIL and a core, several times per
+    request. The reads that dashboards and scripts poll are ``async def`` routes (with KeyDep)
+    that do their blocking part here, in one trip, and FastAPI validates their answer in the
+    event loop. The rules are OwnerDep's and SessionDep's: the key is looked up on every
+    request, and the transaction ends before the response is sent.
+    """
+
+    def work() -> T:
+        owner = _owner_of(state, key)
+        with session_scope(state.factory) as session:
+            return read(owner, session)
+
+    return await run_in_threadpool(work)
 
 
 # ---- the dashboard: a session cookie instead of the Authorization header -------------------

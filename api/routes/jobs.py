@@ -3,8 +3,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
 
-from api.deps import OwnerDep, SessionDep, StateDep
+from api.deps import KeyDep, OwnerDep, SessionDep, StateDep, read_in_one_step
 from api.repositories import CandidateRepository, EventRepository, IterationRepository
 from api.schemas import (
     CandidatePublic,
@@ -34,22 +35,30 @@ def create_job(body: JobCreate, owner: OwnerDep, session: SessionDep, state: Sta
     return job_public(_service(session, state).create(owner, body))
 
 
+# The reads a dashboard or a script polls are async routes doing their blocking part in one
+# worker-thread step (api.deps.read_in_one_step); the rest stay sync routes with dependencies.
 @router.get("", response_model=JobsPublic)
-def list_jobs(
-    owner: OwnerDep,
-    session: SessionDep,
+async def list_jobs(
     state: StateDep,
+    key: KeyDep,
     job_state: Annotated[str | None, Query(alias="state")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobsPublic:
-    rows, total = _service(session, state).list(owner, job_state, limit, offset, with_result=False)
-    return JobsPublic(data=[job_summary(j) for j in rows], count=total)
+    def read(owner: str, session: Session) -> JobsPublic:
+        service = _service(session, state)
+        rows, total = service.list(owner, job_state, limit, offset, with_result=False)
+        return JobsPublic(data=[job_summary(j) for j in rows], count=total)
+
+    return await read_in_one_step(state, key, read)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, owner: OwnerDep, session: SessionDep, state: StateDep) -> JobPublic:
-    return job_public(_service(session, state).get(owner, job_id))
+async def get_job(job_id: str, state: StateDep, key: KeyDep) -> JobPublic:
+    def read(owner: str, session: Session) -> JobPublic:
+        return job_public(_service(session, state).get(owner, job_id))
+
+    return await read_in_one_step(state, key, read)
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
@@ -69,20 +78,21 @@ def delete_job(job_id: str, owner: OwnerDep, session: SessionDep, state: StateDe
 
 
 @router.get("/{job_id}/iterations", response_model=IterationsPublic)
-def list_iterations(
-    job_id: str, owner: OwnerDep, session: SessionDep, state: StateDep
-) -> IterationsPublic:
-    job = _service(session, state).get(owner, job_id)
-    rows = IterationRepository(session).list(job.id)
-    return IterationsPublic(data=[IterationPublic.model_validate(r) for r in rows], count=len(rows))
+async def list_iterations(job_id: str, state: StateDep, key: KeyDep) -> IterationsPublic:
+    def read(owner: str, session: Session) -> IterationsPublic:
+        job = _service(session, state).get(owner, job_id)
+        rows = IterationRepository(session).list(job.id)
+        data = [IterationPublic.model_validate(r) for r in rows]
+        return IterationsPublic(data=data, count=len(rows))
+
+    return await read_in_one_step(state, key, read)
 
 
 @router.get("/{job_id}/candidates", response_model=CandidatesPublic)
-def list_candidates(
+async def list_candidates(
     job_id: str,
-    owner: OwnerDep,
-    session: SessionDep,
     state: StateDep,
+    key: KeyDep,
     iteration: Annotated[int | None, Query(ge=0, le=MAX_OFFSET)] = None,
     candidate_state: Annotated[
         Literal["pending", "running", "completed", "stopped_early", "failed"] | None,
@@ -93,28 +103,35 @@ def list_candidates(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CandidatesPublic:
-    job = _service(session, state).get(owner, job_id)
-    rows, total = CandidateRepository(session).list(
-        job.id,
-        iteration=iteration,
-        state=candidate_state,
-        sort=sort,
-        descending=order == "desc",
-        limit=limit,
-        offset=offset,
-    )
-    return CandidatesPublic(data=[CandidatePublic.model_validate(r) for r in rows], count=total)
+    def read(owner: str, session: Session) -> CandidatesPublic:
+        job = _service(session, state).get(owner, job_id)
+        rows, total = CandidateRepository(session).list(
+            job.id,
+            iteration=iteration,
+            state=candidate_state,
+            sort=sort,
+            descending=order == "desc",
+            limit=limit,
+            offset=offset,
+        )
+        data = [CandidatePublic.model_validate(r) for r in rows]
+        return CandidatesPublic(data=data, count=total)
+
+    return await read_in_one_step(state, key, read)
 
 
 @router.get("/{job_id}/events", response_model=EventsPublic)
-def list_events(
+async def list_events(
     job_id: str,
-    owner: OwnerDep,
-    session: SessionDep,
     state: StateDep,
+    key: KeyDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> EventsPublic:
-    job = _service(session, state).get(owner, job_id)
-    rows, total = EventRepository(session).list(job.id, limit, offset)
-    return EventsPublic(data=[EventPublic.model_validate(r) for r in rows], count=total)
+    def read(owner: str, session: Session) -> EventsPublic:
+        job = _service(session, state).get(owner, job_id)
+        rows, total = EventRepository(session).list(job.id, limit, offset)
+        data = [EventPublic.model_validate(r) for r in rows]
+        return EventsPublic(data=data, count=total)
+
+    return await read_in_one_step(state, key, read)

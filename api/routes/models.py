@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from api.deps import OwnerDep, SessionDep, StateDep
+from api.deps import KeyDep, OwnerDep, SessionDep, StateDep, read_in_one_step
 from api.services.models import ModelService
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["models"])
@@ -73,8 +73,11 @@ def download_model(
 
 
 @router.get("/{job_id}/model/card")
-def model_card(job_id: str, owner: OwnerDep, session: SessionDep, state: StateDep) -> Any:
-    return _service(session, state).card(owner, job_id)
+async def model_card(job_id: str, state: StateDep, key: KeyDep) -> Any:
+    # a polled read: one worker-thread step (api.deps.read_in_one_step)
+    return await read_in_one_step(
+        state, key, lambda owner, session: _service(session, state).card(owner, job_id)
+    )
 
 
 @router.post("/{job_id}/predict", response_model=PredictResponse)
