@@ -34,11 +34,20 @@ EXTEND_SHARE = 0.8
 @dataclass
 class Timing:
     """What the search measured: the mean seconds a candidate took, the mean wall time of an
-    iteration, and how many candidates trained at once."""
+    iteration, how many candidates trained at once, and the seconds each member of the current
+    ensemble took to train (in order; the phase retrains those, and the members a search
+    keeps are often not its average candidates: bigger, with smaller batches)."""
 
     candidate_s: float
     iteration_s: float
     parallel: int = 1
+    member_s: list[float] = field(default_factory=list)
+
+    def members(self, n: int) -> list[float]:
+        """Seconds to train each of ``n`` members: the measured ones, then the mean candidate's
+        for members not measured (the one an iteration is about to add)."""
+        measured = list(self.member_s[:n])
+        return measured + [self.candidate_s] * (n - len(measured))
 
 
 @dataclass
@@ -78,6 +87,15 @@ def _rounds(trainings: int, parallel: int) -> int:
     return math.ceil(trainings / max(1, parallel)) if trainings > 0 else 0
 
 
+def _makespan(durations: list[float], parallel: int) -> float:
+    """Seconds ``durations`` take on ``parallel`` workers, each training the next one when it
+    is free (longest first)."""
+    workers = [0.0] * max(1, parallel)
+    for d in sorted(durations, reverse=True):
+        workers[workers.index(min(workers))] += d
+    return max(workers)
+
+
 def estimate_evaluation(
     timing: Timing,
     members: int,
@@ -87,22 +105,23 @@ def estimate_evaluation(
     epochs: int,
     fine_tune_epochs: int,
 ) -> float:
-    """Seconds the phase should take: its trainings in batches of ``timing.parallel``.
+    """Seconds the phase should take: its trainings on ``timing.parallel`` workers.
 
-    A fold trains on (k−1)/k of the training and validation rows (about the training split's
-    size: counted as one candidate); a grown member as one candidate, and the wider one again
-    when the deeper was kept (counted); a fine-tune as ``(fine_tune_epochs +
-    FINE_TUNE_OVERHEAD_EPOCHS) / epochs`` of one.
+    Each member's trainings cost what it took to train in the search (``Timing.members``). A
+    fold trains on (k−1)/k of the training and validation rows (about the training split's
+    size: counted as the member once); a grown member as the last member, and the wider one
+    again when the deeper was kept (counted); a fine-tune as ``(fine_tune_epochs +
+    FINE_TUNE_OVERHEAD_EPOCHS) / epochs`` of its member.
     """
-    per = timing.candidate_s
+    each = timing.members(members)
+    last = each[-1] if each else timing.candidate_s
     folds = cv_folds if cv_folds >= 2 else 0
-    first = folds * members + (2 if grow else 0)
-    total = _rounds(first, timing.parallel) * per
+    total = _makespan(each * folds + ([last, last] if grow else []), timing.parallel)
     if grow:
-        total += per  # the width rule again on a kept deeper member
-    tune = per * (max(fine_tune_epochs, 0.5) + FINE_TUNE_OVERHEAD_EPOCHS) / max(epochs, 1)
+        total += last  # the width rule again on a kept deeper member
+    share = (max(fine_tune_epochs, 0.5) + FINE_TUNE_OVERHEAD_EPOCHS) / max(epochs, 1)
     # one batch per sparsity level: each starts from the weights the level before left
-    total += sparsities * _rounds(members, timing.parallel) * tune
+    total += sparsities * _makespan([d * share for d in each], timing.parallel)
     return total
 
 

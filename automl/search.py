@@ -478,7 +478,7 @@ class AdaNetSearch:
                 fits, why = may_start_iteration(
                     spec.time_budget_s,
                     spent,
-                    self._timing(iterations),
+                    self._timing(iterations, state.current),
                     len(state.current) + 1,
                     spec,
                 )
@@ -624,7 +624,7 @@ class AdaNetSearch:
                 if spec.time_budget_s is None
                 else spec.time_budget_s - spent_before - (time.perf_counter() - started)
             ),
-            timing=self._timing(iterations),
+            timing=self._timing(iterations, state.current),
             stop_detail=self.budget_note,
         )
         self.cb.on_search_end(outcome)
@@ -640,21 +640,24 @@ class AdaNetSearch:
 
         return on_epoch
 
-    def _timing(self, iterations: list[IterationRecord]) -> Timing | None:
-        """How long candidates and iterations took so far (None before the first)."""
-        durations = [
-            c.duration_s
+    def _timing(self, iterations: list[IterationRecord], members: list[str]) -> Timing | None:
+        """How long candidates, iterations and the current ``members`` took so far (None
+        before the first)."""
+        done = {
+            c.name: c.duration_s
             for it in iterations
             for c in it.candidates
             if c.state != "failed" and c.duration_s
-        ]
+        }
         walls = [it.duration_s for it in iterations if it.duration_s]
-        if not durations or not walls:
+        if not done or not walls:
             return None
+        mean = float(np.mean(list(done.values())))
         return Timing(
-            candidate_s=float(np.mean(durations)),
+            candidate_s=mean,
             iteration_s=float(np.mean(walls)),
             parallel=self.executor.parallelism,
+            member_s=[float(done.get(m, mean)) for m in members],
         )
 
     @staticmethod

@@ -36,6 +36,32 @@ def test_without_a_budget_the_plan_is_the_spec() -> None:
     )
 
 
+def test_the_estimate_counts_what_each_member_took_to_train() -> None:
+    # the members a search keeps may train far slower than its mean candidate (bigger, smaller
+    # batches): a phase planned on the mean ran 100 s past a 600 s budget on MNIST-1D
+    mean_only = Timing(candidate_s=4.0, iteration_s=10.0, parallel=2)
+    slow = Timing(candidate_s=4.0, iteration_s=10.0, parallel=2, member_s=[12.0, 12.0, 4.0])
+    assert estimate_evaluation(mean_only, 3, 4, True, 2, 10, 2) == pytest.approx(
+        # 12 fold trainings + 2 grown on 2 workers: 7 rounds; the width rule again; 2 levels of
+        # 3 fine-tunes (4 s x 4/10) on 2 workers: 2 rounds each
+        7 * 4.0 + 4.0 + 2 * 2 * 1.6
+    )
+    # 4 folds of 12 + 12 + 4 s and two 4 s grown members, longest first on 2 workers: 60 s;
+    # the width rule 4 s; per level the 12 s members' fine-tunes (4.8 s) side by side, then
+    # the 4 s one's (1.6 s)
+    assert estimate_evaluation(slow, 3, 4, True, 2, 10, 2) == pytest.approx(
+        60.0 + 4.0 + 2 * 6.4
+    )
+    # a member an iteration is about to add costs the mean candidate's time
+    assert slow.members(4) == [12.0, 12.0, 4.0, 4.0] and slow.members(2) == [12.0, 12.0]
+    # so the plan cuts where the mean alone would not
+    spec = _spec()
+    left = estimate_evaluation(mean_only, 3, 5, True, 4, 10, 2) + 1.0
+    assert plan_evaluation(spec, mean_only, 3, left).cuts == []
+    assert plan_evaluation(spec, slow, 3, left).cuts != []
+    assert plan_evaluation(spec, slow, 3, left).estimate_s <= left
+
+
 def test_time_to_spare_lengthens_the_fine_tunes_within_four_fifths_of_it() -> None:
     spec, timing = _spec(), Timing(candidate_s=4.0, iteration_s=10.0, parallel=2)
     full = estimate_evaluation(timing, 3, 5, True, 4, 10, 2)
