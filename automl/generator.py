@@ -169,13 +169,16 @@ class CandidateGenerator:
         n = self.spec.candidates_per_iteration
         origins: list[str] = []
         if iteration == 0:
-            # the first iteration tries the configurations history suggested before sampling;
-            # the paper's candidates need a chosen member, so they only come from iteration 1
-            for hp in self.warm_start_configurations()[:n]:
+            # the first iteration tries the configurations history suggested, then the
+            # families' starting ones, before sampling; the paper's candidates need a chosen
+            # member, so they only come from iteration 1
+            first = [("history", hp) for hp in self.warm_start_configurations()]
+            first += [("default", hp) for hp in self.starting_configurations()]
+            for origin, hp in first[:n]:
                 self.study.enqueue_trial(
                     SubnetworkBuilder.to_trial_params(hp), skip_if_exists=False
                 )
-                origins.append("history")
+                origins.append(origin)
         if self.spec.paper_candidates and last_member is not None:
             for origin, params in self._paper_params(last_member)[:n]:
                 self.study.enqueue_trial(params, skip_if_exists=False)
@@ -207,6 +210,25 @@ class CandidateGenerator:
                 )
             )
         return specs
+
+    def starting_configurations(self) -> list[dict[str, Any]]:
+        """The built-in starting configurations of the families searched
+        (``spec.starting_configurations``; none when it is off). A value the spec's space does
+        not hold is left out, to be sampled: the user's space decides."""
+        from automl.subnetworks import create_subnetwork_builder
+
+        if not self.spec.starting_configurations:
+            return []
+        out = []
+        for family in self.families:
+            start = create_subnetwork_builder(family).starting_hparams or {}
+            hp = {"family": family}
+            for key, value in start.items():
+                if check_configuration(self.spec, self.families, {**hp, key: value}) is None:
+                    hp[key] = value
+            if len(hp) > 1:
+                out.append(hp)
+        return out
 
     def warm_start_configurations(self) -> list[dict[str, Any]]:
         """The spec's warm-start configurations that fit this search, in their order; each one

@@ -278,6 +278,12 @@ class SearchSpec(_Model):
     paper_candidates: bool = Field(
         True, description="propose the paper's two candidates: as deep as the last member, +1"
     )
+    starting_configurations: bool = Field(
+        True,
+        description="the first iteration tries each family's built-in starting configuration "
+        "(one measured to train well on such data; origin 'default') before sampling; one that "
+        "does not fit this spec's space is skipped",
+    )
     warm_start: bool = Field(
         False,
         description="start from the owner's history: the service fills "

@@ -27,6 +27,11 @@ class SubnetworkBuilder(abc.ABC):
     """Builds one family of subnetworks and samples its hyperparameters."""
 
     family: str = ""
+    # A configuration the first iteration tries before sampling (origin ``default``), as
+    # AutoKeras's tuners try their blocks' initial hyperparameters first: one measured to train
+    # well on this family's kind of data, so a short search starts from a strong member.
+    # Keys it leaves out are sampled; it is skipped when it does not fit the spec's space.
+    starting_hparams: dict[str, Any] | None = None
 
     @abc.abstractmethod
     def suggest(self, trial: Any, space: DenseSpace) -> dict[str, Any]:

@@ -70,6 +70,46 @@ def test_generator_proposes_the_papers_two_candidates_after_a_choice() -> None:
     assert len({s.seed for s in first + second}) == 6
 
 
+def test_conv1d_searches_start_from_the_familys_starting_configuration() -> None:
+    from automl.subnetworks import create_subnetwork_builder
+
+    start = create_subnetwork_builder("conv1d").starting_hparams
+    assert start is not None
+    spec = _spec(candidates_per_iteration=3, batch_size=[32, 64])
+    gen = CandidateGenerator(spec, ["dense", "conv1d"])
+    first = gen.propose(0, None)
+    assert [s.origin for s in first] == ["default", "sampled", "sampled"]
+    assert first[0].hparams == {"family": "conv1d", **start}
+    # the same again from the spec alone (resume, replay)
+    again = CandidateGenerator(spec, ["dense", "conv1d"]).propose(0, None)
+    assert [s.hparams for s in again] == [s.hparams for s in first]
+    for s in first:
+        gen.tell(s.name, 0.5, 0.1)
+    # only iteration 0, and never when the family is not searched or the spec turns it off
+    assert "default" not in [s.origin for s in gen.propose(1, dict(first[1].hparams))]
+    dense_only = CandidateGenerator(spec, ["dense"]).propose(0, None)
+    assert [s.origin for s in dense_only] == ["sampled"] * 3
+    off = _spec(candidates_per_iteration=3, starting_configurations=False)
+    assert [s.origin for s in CandidateGenerator(off, ["conv1d"]).propose(0, None)] == [
+        "sampled"
+    ] * 3
+    # a value the space does not hold is sampled instead: the user's space decides
+    narrow = _spec(candidates_per_iteration=3, conv1d={"filters": [16, 32]}, batch_size=[64])
+    [start_narrow, *_] = CandidateGenerator(narrow, ["conv1d"]).propose(0, None)
+    assert start_narrow.origin == "default"
+    assert start_narrow.hparams["filters"] in (16, 32) and start_narrow.hparams["batch_size"] == 64
+    kept = {k: v for k, v in start.items() if k not in ("filters", "batch_size")}
+    assert kept.items() <= start_narrow.hparams.items()
+    # history's configurations come first
+    warm = _spec(
+        candidates_per_iteration=3,
+        batch_size=[32, 64],
+        warm_start_configurations=[{"family": "dense", "depth": 1}],
+    )
+    origins = [s.origin for s in CandidateGenerator(warm, ["dense", "conv1d"]).propose(0, None)]
+    assert origins == ["history", "default", "sampled"]
+
+
 def test_each_iteration_records_loss_complexity_and_objective(iris) -> None:  # type: ignore[no-untyped-def]
     events: list[str] = []
 
