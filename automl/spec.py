@@ -279,10 +279,10 @@ class SearchSpec(_Model):
         True, description="propose the paper's two candidates: as deep as the last member, +1"
     )
     starting_configurations: bool = Field(
-        True,
+        False,
         description="the first iteration tries each family's built-in starting configuration "
-        "(one measured to train well on such data; origin 'default') before sampling; one that "
-        "does not fit this spec's space is skipped",
+        "(one measured to train well on such data; origin 'default') before sampling; values "
+        "this spec's space does not hold are sampled",
     )
     warm_start: bool = Field(
         False,

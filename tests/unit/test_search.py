@@ -70,12 +70,12 @@ def test_generator_proposes_the_papers_two_candidates_after_a_choice() -> None:
     assert len({s.seed for s in first + second}) == 6
 
 
-def test_conv1d_searches_start_from_the_familys_starting_configuration() -> None:
+def test_conv1d_searches_may_start_from_the_familys_starting_configuration() -> None:
     from automl.subnetworks import create_subnetwork_builder
 
     start = create_subnetwork_builder("conv1d").starting_hparams
     assert start is not None
-    spec = _spec(candidates_per_iteration=3, batch_size=[32, 64])
+    spec = _spec(candidates_per_iteration=3, batch_size=[32, 64], starting_configurations=True)
     gen = CandidateGenerator(spec, ["dense", "conv1d"])
     first = gen.propose(0, None)
     assert [s.origin for s in first] == ["default", "sampled", "sampled"]
@@ -89,12 +89,17 @@ def test_conv1d_searches_start_from_the_familys_starting_configuration() -> None
     assert "default" not in [s.origin for s in gen.propose(1, dict(first[1].hparams))]
     dense_only = CandidateGenerator(spec, ["dense"]).propose(0, None)
     assert [s.origin for s in dense_only] == ["sampled"] * 3
-    off = _spec(candidates_per_iteration=3, starting_configurations=False)
+    off = _spec(candidates_per_iteration=3)  # off by default
     assert [s.origin for s in CandidateGenerator(off, ["conv1d"]).propose(0, None)] == [
         "sampled"
     ] * 3
     # a value the space does not hold is sampled instead: the user's space decides
-    narrow = _spec(candidates_per_iteration=3, conv1d={"filters": [16, 32]}, batch_size=[64])
+    narrow = _spec(
+        candidates_per_iteration=3,
+        conv1d={"filters": [16, 32]},
+        batch_size=[64],
+        starting_configurations=True,
+    )
     [start_narrow, *_] = CandidateGenerator(narrow, ["conv1d"]).propose(0, None)
     assert start_narrow.origin == "default"
     assert start_narrow.hparams["filters"] in (16, 32) and start_narrow.hparams["batch_size"] == 64
@@ -104,6 +109,7 @@ def test_conv1d_searches_start_from_the_familys_starting_configuration() -> None
     warm = _spec(
         candidates_per_iteration=3,
         batch_size=[32, 64],
+        starting_configurations=True,
         warm_start_configurations=[{"family": "dense", "depth": 1}],
     )
     origins = [s.origin for s in CandidateGenerator(warm, ["dense", "conv1d"]).propose(0, None)]
