@@ -358,6 +358,7 @@ class Controller:
             resources=spec.resources,
             address=self.settings.ray_address,
             nice=self.settings.worker_nice,
+            max_trainings=self.settings.worker_max_trainings,
             max_retries=self.settings.ray_max_retries,
             placement_timeout_s=self.settings.ray_placement_timeout_s,
         )

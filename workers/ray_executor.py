@@ -31,6 +31,7 @@ _lock = threading.RLock()  # re-entrant: _acquire evicts other shapes while hold
 _pools: dict[tuple[float, float], list[Any]] = {}
 _busy: set[Any] = set()
 _warm: set[Any] = set()  # actors that answered once: placed, TensorFlow imported
+_trainings: dict[Any, int] = {}  # trainings started on each live actor
 _started_local = False
 
 DEFAULT_MAX_RETRIES = 2
@@ -38,6 +39,10 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_PLACEMENT_TIMEOUT_S = 180.0
 # training yields the CPU to requests on a node it shares with the API (Linux nice)
 DEFAULT_WORKER_NICE = 10
+# a worker is replaced (when idle) after this many trainings: Keras 3 on TensorFlow 2.21 keeps
+# every fitted model's traced graphs reachable (~5,900 objects per model.fit, which neither
+# gc nor keras.backend.clear_session frees), so a warm worker's heap grows with each candidate
+DEFAULT_MAX_TRAININGS = 100
 # a training past its timeout_s stops itself after its next batch; past this multiple (+10 s)
 # it is stuck, and its worker is killed
 TIMEOUT_GRACE = 1.5
@@ -86,6 +91,7 @@ def shutdown_ray() -> None:
         _pools.clear()
         _busy.clear()
         _warm.clear()
+        _trainings.clear()
     if ray.is_initialized():
         ray.shutdown()
 
@@ -178,6 +184,7 @@ def _kill(pool: list[Any], actor: Any) -> None:
     if actor in pool:
         pool.remove(actor)
     _warm.discard(actor)
+    _trainings.pop(actor, None)
     try:
         ray.kill(actor)
     except Exception:  # noqa: BLE001 - it may be gone already
@@ -229,6 +236,8 @@ class RayExecutor(Executor):
             worker at all its candidates fail instead of waiting forever.
         nice: The CPU priority workers train at (Linux nice, 0–19; default
             ``AUTOML_WORKER_NICE``, 10): on a node shared with the API, requests go first.
+        max_trainings: Trainings after which a worker is replaced by a fresh one, once it is
+            idle (Keras leaks memory per ``fit``; see ``DEFAULT_MAX_TRAININGS``).
     """
 
     name = "ray"
@@ -241,17 +250,21 @@ class RayExecutor(Executor):
         max_retries: int = DEFAULT_MAX_RETRIES,
         placement_timeout_s: float = DEFAULT_PLACEMENT_TIMEOUT_S,
         nice: int | None = None,
+        max_trainings: int = DEFAULT_MAX_TRAININGS,
     ) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, not {max_retries}")
         if placement_timeout_s <= 0:
             raise ValueError(f"placement_timeout_s must be positive, not {placement_timeout_s}")
+        if max_trainings < 1:
+            raise ValueError(f"max_trainings must be 1 or more, not {max_trainings}")
         self.resources = resources or Resources()
         self.address = address
         self.max_parallel = max_parallel
         self.max_retries = max_retries
         self.placement_timeout_s = placement_timeout_s
         self.nice = worker_nice() if nice is None else nice
+        self.max_trainings = max_trainings
         self._data_ref: Any = None
         self._slots = 1
 
@@ -313,7 +326,9 @@ class RayExecutor(Executor):
     def _release(self, actor: Any, dead: bool = False) -> None:
         with _lock:
             _busy.discard(actor)
-            if dead:
+            # a worker that has trained its share is replaced now, while it is idle; the next
+            # acquire starts a fresh one (placed, TensorFlow imported: seconds)
+            if dead or _trainings.get(actor, 0) >= self.max_trainings:
                 _kill(_pools.get(self._key(), []), actor)
 
     @staticmethod
@@ -406,6 +421,8 @@ class RayExecutor(Executor):
                     att.started = att.started or time.perf_counter()
                     att.attempt_started = time.monotonic()
                     att.reported, att.prune_sent = 0, False
+                    with _lock:
+                        _trainings[actor] = _trainings.get(actor, 0) + 1
                     ref = actor.train.remote(
                         att.spec.to_dict(),
                         self._data_ref,

@@ -155,6 +155,36 @@ def test_warm_workers_are_reused_by_the_next_job(two_nodes: Cluster, data: Train
 
 
 @pytest.mark.timeout(240)
+def test_a_worker_that_trained_its_share_is_replaced_once_idle(
+    two_nodes: Cluster, data: TrainingData
+) -> None:
+    # max_trainings=2: the run's two workers share three candidates (one trains two, the other
+    # one); after the run, only the one that reached 2 is replaced by a fresh process
+    # (a shape of its own: the warm 2-CPU workers of the tests before have trained already)
+    ex = RayExecutor(Resources(cpus=1), max_parallel=2, max_trainings=2)
+    ex.start(data)
+    results = list(ex.run(_candidates(3)))
+    assert all(r.ok for r in results)
+    pids = [_pid(r) for r in results]
+    [spent] = [p for p in set(pids) if pids.count(p) == 2]
+    [fresh_enough] = [p for p in set(pids) if pids.count(p) == 1]
+    deadline = time.monotonic() + 30
+    while _alive(spent) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(spent) and _alive(fresh_enough)
+    # the next run trains on a new worker in its place, or on the survivor; after it, no pooled
+    # worker has trained 2 or more (the survivor, if it trained again, was replaced in turn)
+    again = list(ex.run(_candidates(2)))
+    assert all(r.ok for r in again)
+    assert spent not in {_pid(r) for r in again}
+    pooled = ex.worker_info()
+    assert pooled and all(w["trained"] < 2 for w in pooled), pooled
+    assert spent not in {w["pid"] for w in pooled}
+    with pytest.raises(ValueError, match="max_trainings"):
+        RayExecutor(max_trainings=0)
+
+
+@pytest.mark.timeout(240)
 def test_idle_workers_of_another_shape_make_room(two_nodes: Cluster, data: TrainingData) -> None:
     small = RayExecutor(Resources(cpus=2))
     assert small.warm_up() == 2
