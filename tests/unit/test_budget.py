@@ -49,9 +49,7 @@ def test_the_estimate_counts_what_each_member_took_to_train() -> None:
     # 4 folds of 12 + 12 + 4 s and two 4 s grown members, longest first on 2 workers: 60 s;
     # the width rule 4 s; per level the 12 s members' fine-tunes (4.8 s) side by side, then
     # the 4 s one's (1.6 s)
-    assert estimate_evaluation(slow, 3, 4, True, 2, 10, 2) == pytest.approx(
-        60.0 + 4.0 + 2 * 6.4
-    )
+    assert estimate_evaluation(slow, 3, 4, True, 2, 10, 2) == pytest.approx(60.0 + 4.0 + 2 * 6.4)
     # a member an iteration is about to add costs the mean candidate's time
     assert slow.members(4) == [12.0, 12.0, 4.0, 4.0] and slow.members(2) == [12.0, 12.0]
     # so the plan cuts where the mean alone would not
