@@ -234,6 +234,7 @@ def serve(
                 log_level="info",
                 # open connections (an event stream) may delay the stop this long, no more
                 timeout_graceful_shutdown=10,
+                timeout_keep_alive=settings.http_keep_alive_s,
             )
         else:
             # the controller (and Ray) here; uvicorn's HTTP processes are spawned fresh, read
@@ -249,6 +250,7 @@ def serve(
                     port=settings.port,
                     log_level="info",
                     timeout_graceful_shutdown=10,
+                    timeout_keep_alive=settings.http_keep_alive_s,
                 )
     except SchemaTooNewError as exc:
         raise fail(str(exc)) from None

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
         description="HTTP processes of `automl serve`; with more than one, the controller runs "
         "in their parent process and none of them trains or scores",
     )
+    http_keep_alive_s: int = Field(
+        75,
+        ge=1,
+        le=3600,
+        description="seconds an idle HTTP connection is kept open; longer than clients' own "
+        "idle limits (httpx 5 s, proxies ~60 s), so the server never closes a connection just "
+        "as a client sends its next request on it",
+    )
     worker_nice: int = Field(
         10,
         ge=0,

@@ -3,6 +3,7 @@ PostgreSQL: auth, owner isolation, every bad input, and jobs from submission to 
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import re
@@ -30,6 +31,28 @@ def test_health_metrics_and_docs(server: Server) -> None:
         assert c.get("/docs").status_code == 200
         paths = c.get("/openapi.json").json()["paths"]
         assert "/api/v1/jobs/{job_id}/candidates" in paths
+
+
+def test_an_idle_connection_outlives_a_clients_keep_alive(server: Server) -> None:
+    """httpx keeps an idle connection 5 s and uvicorn closed one after 5 s: a client reusing
+    it at that moment lost its request (a ReadError under load). The server now keeps it
+    AUTOML_HTTP_KEEP_ALIVE_S (75 s): a request 6 s after the last one on the same connection
+    is answered."""
+    host, port = server.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", "/healthz")
+        first = conn.getresponse()
+        assert first.status == 200 and first.getheader("connection") != "close"
+        first.read()
+        sock = conn.sock
+        time.sleep(6)
+        conn.request("GET", "/healthz")  # http.client never reconnects an open socket
+        again = conn.getresponse()
+        assert again.status == 200 and json.loads(again.read())["database"] == "ok"
+        assert conn.sock is sock
+    finally:
+        conn.close()
 
 
 # ---- auth ---------------------------------------------------------------------------------------
