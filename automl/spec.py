@@ -159,7 +159,16 @@ class EvaluationSpec(_Model):
         True,
         description="after the threshold, drop members one at a time (the one whose removal "
         "leaves F lowest) while the validation metric does not fall and F stays within "
-        "objective_tolerance of the model before pruning",
+        "drop_objective_tolerance of the model before pruning",
+    )
+    drop_objective_tolerance: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="relative rise in F a member's removal may take (0: the objective decides, "
+        "as AdaNet's does: a member goes only when F, its complexity term included, does not "
+        "rise). Looser values trade accuracy for size: 0.25 dropped members whose loss the "
+        "validation metric, over a few hundred rows, could not see",
     )
     sparsities: list[float] = Field(
         default_factory=lambda: [0.25, 0.5, 0.75, 0.9],
