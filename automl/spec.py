@@ -159,16 +159,16 @@ class EvaluationSpec(_Model):
         True,
         description="after the threshold, drop members one at a time (the one whose removal "
         "leaves F lowest) while the validation metric does not fall and F stays within "
-        "drop_objective_tolerance of the model before pruning",
+        "drop_objective_tolerance (else objective_tolerance) of the model before pruning",
     )
-    drop_objective_tolerance: float = Field(
-        0.0,
+    drop_objective_tolerance: float | None = Field(
+        None,
         ge=0,
         le=100,
-        description="relative rise in F a member's removal may take (0: the objective decides, "
-        "as AdaNet's does: a member goes only when F, its complexity term included, does not "
-        "rise). Looser values trade accuracy for size: 0.25 dropped members whose loss the "
-        "validation metric, over a few hundred rows, could not see",
+        description="relative rise in F a member's removal may take; unset, objective_tolerance. "
+        "0 lets the objective decide alone (a member goes only when F, its complexity term "
+        "included, does not rise): measured on MNIST-1D it kept 8-11 members and no more test "
+        "accuracy than the default, with 2-4 times the non-zero parameters",
     )
     sparsities: list[float] = Field(
         default_factory=lambda: [0.25, 0.5, 0.75, 0.9],

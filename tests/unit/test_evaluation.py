@@ -87,10 +87,11 @@ def test_the_phase_records_every_step_and_keeps_what_it_says(searched) -> None: 
         if step.kept and step.step in ("baseline", "grow_depth", "grow_width"):
             previous = step
     # member pruning: every member dropped one at a time cost no validation accuracy against
-    # the model before pruning, and F did not rise above it (drop_objective_tolerance 0)
+    # the model before pruning, and F stayed within the tolerance of it (drop_objective_tolerance
+    # unset: objective_tolerance's)
     f_tol = spec.evaluation.objective_tolerance
-    drop_tol = spec.evaluation.drop_objective_tolerance
-    assert drop_tol == 0.0
+    assert spec.evaluation.drop_objective_tolerance is None
+    drop_tol = f_tol
     pruned = next(s for s in ev.steps if s.step == "prune_members")
     drop = next((s for s in ev.steps if s.step == "drop_members"), None)
     if pruned.kept and pruned.members == 1:
@@ -128,13 +129,14 @@ def test_members_are_dropped_until_any_further_drop_would_cost_validation_accura
     round's ensemble is what dropping that member and refitting gives, and from the ensemble
     it ends with, every further single drop loses validation accuracy or takes F past the
     tolerance (the rule stopped because it had to, not early). Run with the default tolerance
-    (F may not rise) and with a loose one (25%): the loose one drops at least as many."""
+    (objective_tolerance's, 25%) and with none (F may not rise): the default drops at least as
+    many."""
     _, data, result = searched
     members = list(result.ensemble.members)
     assert len(members) >= 2, "the fixture's search must give an ensemble to prune"
     by_name = {m.name: m for m in members}
     kept: dict[float, int] = {}
-    for tolerance in (0.0, 0.25):
+    for tolerance in (0.0, None):
         spec = SearchSpec.from_dict(
             tiny_spec_dict(
                 epochs=8,
@@ -144,7 +146,7 @@ def test_members_are_dropped_until_any_further_drop_would_cost_validation_accura
                     "cv_folds": 0,
                     "grow": False,
                     "prune_members_threshold": 0.0,  # elimination alone decides
-                    "drop_objective_tolerance": tolerance,
+                    **({"drop_objective_tolerance": tolerance} if tolerance is not None else {}),
                     "sparsities": [0.5],
                     "fine_tune_epochs": 1,
                 },
@@ -155,7 +157,8 @@ def test_members_are_dropped_until_any_further_drop_would_cost_validation_accura
         judge = _Bench(spec, data)
         ref_fit = judge.fit(members)
         ref = judge.val_metrics(members, ref_fit)["accuracy"]
-        limit = ref_fit.objective * (1 + tolerance) + 1e-12
+        effective = spec.evaluation.objective_tolerance if tolerance is None else tolerance
+        limit = ref_fit.objective * (1 + effective) + 1e-12
         drop = steps["drop_members"]
         assert not steps["prune_members"].kept
         left = list(members)
@@ -172,7 +175,7 @@ def test_members_are_dropped_until_any_further_drop_would_cost_validation_accura
                 trial = [by_name[m.name] for m in left[:i] + left[i + 1 :]]
                 f = judge.fit(trial)
                 assert judge.val_metrics(trial, f)["accuracy"] < ref - 1e-12 or f.objective > limit
-        kept[tolerance] = len(left)
+        kept[effective] = len(left)
     assert kept[0.25] <= kept[0.0], kept
 
 
