@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
         description="trainings after which an idle Ray worker is replaced by a fresh one "
-        "(Keras keeps ~11 MB from every fit: a worker's memory grows with each candidate)",
+        "(Keras keeps 11-19 MB from every fit: a worker's memory grows with each candidate)",
     )
     ray_max_retries: int = Field(
         2, ge=0, le=100, description="times a candidate whose Ray worker died is started again"

@@ -42,8 +42,10 @@ DEFAULT_WORKER_NICE = 10
 # a worker is replaced (when idle) after this many trainings: Keras 3 on TensorFlow 2.21 keeps
 # every fitted model's traced graphs reachable (~5,900 objects per model.fit, which neither
 # gc nor keras.backend.clear_session frees), so a warm worker's memory grows with each
-# candidate (measured: RSS 833 MB after one tiny dense fit, 1,503 MB after 60, ~11 MB per fit);
-# a new worker costs seconds (placement, TensorFlow's import)
+# candidate, per fit and not per epoch (benchmarks/worker_memory.py: ~11 MB per fit of a tiny
+# dense digits model, ~19 MB per fit of the 63k conv1d starting configuration on MNIST-1D at 2
+# and at 8 epochs alike, so 50 trainings add ~0.5-0.9 GB); a new worker costs seconds
+# (placement, TensorFlow's import)
 DEFAULT_MAX_TRAININGS = 50
 # a training past its timeout_s stops itself after its next batch; past this multiple (+10 s)
 # it is stuck, and its worker is killed
