@@ -206,6 +206,7 @@ def serve(
     import uvicorn
 
     from api.errors import SchemaTooNewError
+    from api.listen import check_port_free, run_workers
     from api.main import controller_process, create_app
 
     settings = _service_settings(host=host, port=port, api_workers=api_workers)
@@ -240,14 +241,18 @@ def serve(
             # the controller (and Ray) here; uvicorn's HTTP processes are spawned fresh, read
             # the same AUTOML_* environment and serve the API only. uvicorn's supervisor
             # takes SIGTERM/SIGINT: it stops its processes, then the controller stops.
+            try:
+                check_port_free(settings.host, settings.port)
+            except OSError as exc:
+                raise fail(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None
             with controller_process(settings, announce=True):
                 os.environ["AUTOML_RUN_CONTROLLER"] = "false"
-                uvicorn.run(
+                # each HTTP process gets its own socket, balanced by the kernel (api.listen)
+                run_workers(
                     "api.main:http_only_app",
-                    factory=True,
-                    workers=settings.api_workers,
-                    host=settings.host,
-                    port=settings.port,
+                    settings.api_workers,
+                    settings.host,
+                    settings.port,
                     log_level="info",
                     timeout_graceful_shutdown=10,
                     timeout_keep_alive=settings.http_keep_alive_s,

@@ -6,10 +6,13 @@ after a restart without training a stored iteration again."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +28,48 @@ def _trained(metrics: str) -> int:
     match = re.search(r'automl_candidates_trained_total\{state="completed"\} (\S+)', metrics)
     assert match, metrics
     return int(float(match.group(1)))
+
+
+def _server_sockets(port: int, pids: set[int]) -> dict[int, int]:
+    """Established connections on ``port`` per process of ``pids`` (Linux: /proc)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        # local address, remote address, state (01: established), ..., inode
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            inodes.add(fields[9])
+    counts = dict.fromkeys(pids, 0)
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                counts[pid] += 1
+    return counts
+
+
+def _connections_after_a_burst(server: Server, pids: set[int]) -> dict[int, int]:
+    """400 GET /healthz, 40 in flight on keep-alive connections (as a dashboard's or a
+    script's client makes them); the server's ends of those connections per HTTP process,
+    counted while they are open."""
+    port = int(server.url.rsplit(":", 1)[1])
+
+    async def burst() -> dict[int, int]:
+        slots = asyncio.Semaphore(40)
+        limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as c:
+
+            async def one() -> int:
+                async with slots:
+                    return (await c.get("/healthz")).status_code
+
+            codes = await asyncio.gather(*(one() for _ in range(400)))
+            assert set(codes) == {200}, codes
+            return _server_sockets(port, pids)
+
+    return asyncio.run(burst())
 
 
 @pytest.mark.slow
@@ -56,6 +101,22 @@ def test_http_processes_serve_the_api_while_one_controller_in_their_parent_runs_
             )
         }, health
         assert server.log().count("shown only once") == 1
+        # a burst of connections is spread over both HTTP processes (one SO_REUSEPORT socket
+        # each); on uvicorn's shared socket the first process to wake accepted them all
+        spread = _connections_after_a_burst(server, {int(pid) for pid in children})
+        assert sum(spread.values()) >= 10 and min(spread.values()) >= 3, spread
+        # a second service on the same port fails at once: it must not share the connections
+        second = subprocess.run(
+            [sys.executable, "-m", "api.cli", "serve"],
+            env=server.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode != 0 and "cannot listen on" in second.stderr + second.stdout, (
+            second.stdout[-2000:],
+            second.stderr[-2000:],
+        )
 
         with server.client() as c:
             job = c.post("/api/v1/jobs", json={"dataset": "digits", "spec": SPEC}).json()
