@@ -26,24 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MODELS = {
-    "conv1d": (
-        "mnist1d",
-        {
-            "family": "conv1d",
-            "depth": 3,
-            "filters": 64,
-            "kernel_size": 5,
-            "width": 64,
-            "activation": "relu",
-            "dropout": 0.1,
-            "l2": 1e-5,
-            "batch_norm": True,
-            "optimizer": "adam",
-            "learning_rate": 2e-3,
-            "schedule": "cosine",
-            "batch_size": 32,
-        },
-    ),
+    # the conv1d family's starting configuration (automl.subnetworks.families)
+    "conv1d": ("mnist1d", None),
     "dense": (
         "digits",
         {
@@ -79,9 +63,12 @@ def main() -> int:
     args = p.parse_args()
 
     from automl.data import load_builtin, prepare
+    from automl.subnetworks import create_subnetwork_builder
     from automl.training import CandidateSpec, TrainingData, train_candidate
 
     dataset, hparams = MODELS[args.model]
+    if hparams is None:
+        hparams = {"family": args.model, **create_subnetwork_builder(args.model).starting_hparams}
     data = TrainingData.from_prepared(prepare(load_builtin(dataset), seed=0))
     rows = []
     started = time.perf_counter()
