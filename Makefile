@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test lint typecheck audit unit benchmark clean lock browser
+.PHONY: install run demo test lint typecheck audit unit benchmark clean lock browser bench-tools
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download needs the
 # internet). `make test` installs it when it is missing; `make run` never needs it.
@@ -41,6 +41,14 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
 browser: $(CHROMIUM)
+
+# wrk (C) sends the reads of `benchmarks/load.py --read-client wrk` and `read_burst.py
+# --client wrk`; the tests do not need it.
+bench-tools: /usr/bin/wrk
+
+/usr/bin/wrk:
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk
 
 # Known vulnerabilities in the pinned set, from PyPI's advisory data: a finding fails; an
 # advisory source that cannot be reached is reported as "NOT AUDITED" and does not.

@@ -1,11 +1,14 @@
-"""Admission control: at most N requests of a process past the door at once, first come first
-served; the rest wait their turn in the event loop."""
+"""Admission control: at most N requests of a process past the door at once (reads and the
+rest each with their own N), first come first served; the rest wait their turn in the event
+loop."""
 
 from __future__ import annotations
 
 import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+READS = frozenset({"GET", "HEAD"})
 
 
 class AdmissionLimit:
@@ -23,12 +26,20 @@ class AdmissionLimit:
 
     A slot is freed when the answer starts (its session is closed by then): a long download or
     an event stream does not hold one while it streams.
+
+    With ``read_limit``, reads (GET and HEAD) have slots of their own, fewer: a read is a few
+    milliseconds of CPU, and the fewer run at once, the less each costs (threads contending
+    for the interpreter: measured 5.0 ms per read at 16 in flight, 3.7 at 4). The other
+    requests keep ``limit``: an upload holds its slot while its body arrives, so a low limit
+    there would let a few slow uploads stall the process; now they cannot stall reads either.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, read_limit: int | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.read_limit = read_limit
         self._slots: asyncio.Semaphore | None = None
+        self._read_slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -39,7 +50,11 @@ class AdmissionLimit:
         if self._slots is None or self._loop is not loop:
             # made in the serving loop (an app served again, by a test client, gets a new one)
             self._slots, self._loop = asyncio.Semaphore(self.limit), loop
+            if self.read_limit is not None:
+                self._read_slots = asyncio.Semaphore(self.read_limit)
         slots = self._slots
+        if self._read_slots is not None and scope.get("method") in READS:
+            slots = self._read_slots
         await slots.acquire()
         held = True
 

@@ -297,7 +297,11 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
 
     app.add_middleware(UploadLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
     # outermost: a request waits for its turn before any of its work starts
-    app.add_middleware(AdmissionLimit, limit=settings.max_requests_in_flight)
+    app.add_middleware(
+        AdmissionLimit,
+        limit=settings.max_requests_in_flight,
+        read_limit=settings.max_reads_in_flight,
+    )
     app.include_router(datasets.router)
     app.include_router(jobs.router)
     app.include_router(models.router)

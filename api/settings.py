@@ -17,9 +17,18 @@ class Settings(BaseSettings):
         16,
         ge=1,
         le=32,
-        description="requests one HTTP process handles at once; more wait their turn, first "
-        "come first served (below the 40 threads sync routes run on, so a burst cannot "
+        description="requests other than reads (uploads, submissions...) one HTTP process "
+        "handles at once; more wait their turn, first come first served (with "
+        "max_reads_in_flight, at most 40 — the threads sync routes run on — so a burst cannot "
         "deadlock threads against pooled database connections)",
+    )
+    max_reads_in_flight: int = Field(
+        4,
+        ge=1,
+        le=8,
+        description="reads (GET, HEAD) one HTTP process handles at once, apart from the other "
+        "requests' max_requests_in_flight: the fewer run at once, the less CPU each costs, and "
+        "a slow upload never holds a read's place",
     )
     db_pool_timeout_s: float = Field(
         30.0,

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/load.py [--db sqlite|postgres|both] [--submissions 100]
         [--reads 1000] [--concurrency 50] [--executor in_process] [--json out.json]
+        [--read-client httpx|wrk] [--wrk-seconds 10]
 
 Per database (SQLite file, or a PostgreSQL database made for the run and dropped after):
 
@@ -27,9 +28,14 @@ Targets: 0 errors, no "database is locked" in the server's log, read p99 < 200 m
 The client keeps ``--concurrency`` requests in flight, so a burst request's latency is close
 to concurrency / the server's throughput (Little's law), queueing included; the reads sent one
 at a time before the burst (idle, then while the job trains) give what one request costs.
-Compare ``--concurrency 10`` with 50 to tell the two apart. In the fairness phase a job counts
-as sharing when another job ran during at least half its run (and 5 s): the last job of a
-queue that only overlaps a tail is rated alone.
+Compare ``--concurrency 10`` with 50 to tell the two apart. This client costs 2–5 ms of CPU
+per request on the server's own two cores, about what the server spends: ``--read-client wrk``
+sends the burst's reads with wrk (C; `make bench-tools`) instead, ``--concurrency``
+connections for ``--wrk-seconds``, while this client sends the submissions beside them, 10 in
+flight; wrk gives percentiles over all its reads (no split by kind).
+
+In the fairness phase a job counts as sharing when another job ran during at least half its
+run (and 5 s): the last job of a queue that only overlaps a tail is rated alone.
 
 The server runs the in_process executor by default: training then shares the API's process
 (and its GIL) and the machine's two cores with the requests, which is the harder case for
@@ -64,12 +70,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._wrk import wrk_reads  # noqa: E402
 from tests.integration.conftest import POSTGRES_ADMIN_URL, Server  # noqa: E402
 
 FINISHED = {"succeeded", "failed", "cancelled"}
 READ_KINDS = ("list", "get", "candidates", "events", "card")
 LOCKED = "database is locked"
 READ_P99_TARGET_MS = 200.0
+# with --read-client wrk the submissions go beside wrk's connections, this many in flight
+WRK_SUBMIT_CONCURRENCY = 10
 # a job shared the workers when another job ran for at least this long and half its own run
 SHARED_MIN_S = 5.0
 
@@ -338,9 +347,12 @@ async def burst(server: Server, key: str, args: argparse.Namespace) -> dict[str,
         await asyncio.sleep(args.settle_s)
         out["sequential_reads_training"] = await sequential(args.baseline_reads)
 
-        client = Client(http, args.concurrency)
+        wrk = args.read_client == "wrk"
+        client = Client(
+            http, min(args.concurrency, WRK_SUBMIT_CONCURRENCY) if wrk else args.concurrency
+        )
         ops = ["submit"] * args.submissions + [
-            READ_KINDS[i % len(READ_KINDS)] for i in range(args.reads)
+            READ_KINDS[i % len(READ_KINDS)] for i in range(0 if wrk else args.reads)
         ]
         rng.shuffle(ops)
 
@@ -360,10 +372,26 @@ async def burst(server: Server, key: str, args: argparse.Namespace) -> dict[str,
 
         out["loadavg_before"] = loadavg()
         t0 = time.perf_counter()
-        await asyncio.gather(*(one(op) for op in ops))
+        by_wrk: dict[str, Any] = {}
+        if wrk:
+            # wrk's reads of the same five kinds (the training job's, and the warm job's card)
+            # for --wrk-seconds, the submissions sent beside them by this client
+            paths = [read_url(op) for op in READ_KINDS]
+
+            async def reads_by_wrk() -> None:
+                by_wrk.update(
+                    await asyncio.to_thread(
+                        wrk_reads, server.url, key, paths, args.wrk_seconds, args.concurrency
+                    )
+                )
+
+            await asyncio.gather(reads_by_wrk(), *(one(op) for op in ops))
+        else:
+            await asyncio.gather(*(one(op) for op in ops))
         burst_s = time.perf_counter() - t0
         out["burst_s"] = round(burst_s, 1)
-        out["burst_requests_per_s"] = round(len(ops) / burst_s, 1)
+        out["burst_requests_per_s"] = round((len(ops) + by_wrk.get("reads", 0)) / burst_s, 1)
+        out["read_client"] = by_wrk | {"client": "wrk"} if wrk else {"client": "httpx"}
         out["loadavg_after_burst"] = loadavg()
         during = (await http.get(f"/api/v1/jobs/{training['id']}")).json()
         out["training_job_state_after_burst"] = during["state"]
@@ -375,10 +403,18 @@ async def burst(server: Server, key: str, args: argparse.Namespace) -> dict[str,
         out["reads_by_kind"] = {
             k: percentiles([s.seconds for s in reads if s.kind == k]) for k in READ_KINDS
         }
+        if wrk:  # wrk gives percentiles over all its reads, not per kind
+            out["reads"] = {k: by_wrk[k] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
+            out["reads"]["n"] = by_wrk["reads"]
+            out["reads_by_kind"] = {}
         out["submissions"] = percentiles([s.seconds for s in subs])
         out["submissions_201"] = len(submitted)
-        out["errors"] = len(errors)
+        out["errors"] = len(errors) + int(by_wrk.get("errors", 0))
         out["errors_by_status"] = dict(Counter(str(s.status) for s in errors))
+        if by_wrk.get("errors"):
+            out["errors_by_status"]["wrk (any non-2xx/3xx, socket error or timeout)"] = by_wrk[
+                "errors"
+            ]
         out["errors_by_message"] = dict(Counter(f"{s.kind}: {s.message}" for s in errors))
 
         # every job ends: the queue drains behind the training job, one job at a time
@@ -565,6 +601,7 @@ def print_burst(backend: str, b: dict[str, Any]) -> None:
         ("sequential reads, idle", _lat(b["sequential_reads_idle"])),
         ("  p50 by kind", b["sequential_reads_idle"]["p50_ms_by_kind"]),
         ("sequential reads, while training", _lat(b["sequential_reads_training"])),
+        ("burst reads sent by", b.get("read_client", {"client": "httpx"})),
         ("  p50 by kind", b["sequential_reads_training"]["p50_ms_by_kind"]),
         (f"burst reads p50/p95/p99/max (target p99 < {READ_P99_TARGET_MS:g})", _lat(b["reads"])),
         *[(f"  {k}", _lat(p)) for k, p in b["reads_by_kind"].items()],
@@ -616,6 +653,15 @@ def main() -> int:
     p.add_argument("--submissions", type=int, default=100)
     p.add_argument("--reads", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=50, help="requests in flight at most")
+    p.add_argument(
+        "--read-client",
+        choices=["httpx", "wrk"],
+        default="httpx",
+        help="who sends the burst's reads: this client, or wrk (C, Debian's package) with "
+        f"--concurrency connections for --wrk-seconds, the submissions beside it at "
+        f"{WRK_SUBMIT_CONCURRENCY} in flight",
+    )
+    p.add_argument("--wrk-seconds", type=float, default=10.0)
     p.add_argument("--executor", choices=["in_process", "ray"], default="in_process")
     p.add_argument("--api-workers", type=int, default=1, help="HTTP processes (AUTOML_API_WORKERS)")
     p.add_argument(

@@ -1,7 +1,7 @@
 """Read latency of one idle `automl serve` process: what the API's own request path costs.
 
     .venv/bin/python benchmarks/read_burst.py [--jobs 12] [--reads 1000] [--concurrency 50]
-        [--json out.json] [--env NAME=VALUE ...]
+        [--json out.json] [--env NAME=VALUE ...] [--client httpx|wrk] [--seconds 10]
 
 A fresh server (SQLite, the in_process executor, one HTTP process, no Ray) finishes ``--jobs``
 tiny iris jobs, then answers, on the first job: GET /api/v1/jobs, /jobs/{id},
@@ -13,7 +13,8 @@ too: with the server at one core, requests/s is about 1 / its CPU per request.
 `benchmarks/load.py` measures the whole service under load (a job training, submissions,
 several HTTP processes, PostgreSQL); this one isolates the request path, so a change to it
 shows without the noise of training beside it. ``--env`` passes settings to the server
-(``--env AUTOML_MAX_REQUESTS_IN_FLIGHT=4``).
+(``--env AUTOML_MAX_READS_IN_FLIGHT=8``). ``--client wrk`` sends the burst with wrk for
+``--seconds`` (see `benchmarks/_wrk.py`): then the figures are the server's alone.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._wrk import wrk_reads  # noqa: E402
 from tests.integration.conftest import Server, wait_for  # noqa: E402
 
 TINY_SPEC: dict[str, Any] = {
@@ -84,6 +86,13 @@ def main() -> None:
     p.add_argument("--reads", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--json", type=Path)
+    p.add_argument(
+        "--client",
+        choices=["httpx", "wrk"],
+        default="httpx",
+        help="who sends the burst: this process (httpx) or wrk (C; its CPU is not the server's)",
+    )
+    p.add_argument("--seconds", type=float, default=10.0, help="the burst's length with wrk")
     p.add_argument("--env", nargs="*", default=[], help="NAME=VALUE settings for the server")
     args = p.parse_args()
     env = {
@@ -118,28 +127,38 @@ def main() -> None:
         time.sleep(1.0)
         assert server.proc is not None
         server_cpu, client_cpu = _cpu_s(server.proc.pid), resource.getrusage(resource.RUSAGE_SELF)
-        latencies, wall, errors = asyncio.run(_burst(server, urls, args.reads, args.concurrency))
-        server_cpu = _cpu_s(server.proc.pid) - server_cpu
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        client = after.ru_utime + after.ru_stime - client_cpu.ru_utime - client_cpu.ru_stime
+        if args.client == "wrk":
+            burst = wrk_reads(server.url, server.first_key, urls, args.seconds, args.concurrency)
+            server_cpu = _cpu_s(server.proc.pid) - server_cpu
+        else:
+            latencies, wall, errors = asyncio.run(
+                _burst(server, urls, args.reads, args.concurrency)
+            )
+            server_cpu = _cpu_s(server.proc.pid) - server_cpu
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            client = after.ru_utime + after.ru_stime - client_cpu.ru_utime - client_cpu.ru_stime
+            ms = np.array(latencies) * 1000
+            burst = {
+                "reads": args.reads,
+                "errors": errors,
+                "requests_per_s": round(args.reads / wall, 1),
+                "p50_ms": round(float(np.percentile(ms, 50)), 1),
+                "p95_ms": round(float(np.percentile(ms, 95)), 1),
+                "p99_ms": round(float(np.percentile(ms, 99)), 1),
+                "client_cpu_s": round(client, 2),
+            }
     finally:
         server.kill()
-    ms = np.array(latencies) * 1000
     out = {
         "sequential_p50_ms": {
             k: round(1000 * float(np.median(v)), 2) for k, v in one_at_a_time.items()
         },
         "burst": {
-            "reads": args.reads,
+            "client": args.client,
             "concurrency": args.concurrency,
-            "errors": errors,
-            "requests_per_s": round(args.reads / wall, 1),
-            "p50_ms": round(float(np.percentile(ms, 50)), 1),
-            "p95_ms": round(float(np.percentile(ms, 95)), 1),
-            "p99_ms": round(float(np.percentile(ms, 99)), 1),
+            **burst,
             "server_cpu_s": round(server_cpu, 2),
-            "server_cpu_ms_per_request": round(1000 * server_cpu / args.reads, 2),
-            "client_cpu_s": round(client, 2),
+            "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, burst["reads"]), 2),
         },
         "env": env,
         "loadavg": [round(x, 2) for x in os.getloadavg()],

@@ -40,11 +40,11 @@ class _App:
             self.running -= 1
 
 
-def _request(limit_app: AdmissionLimit, n: int) -> asyncio.Task[None]:
+def _request(limit_app: AdmissionLimit, n: int, method: str = "GET") -> asyncio.Task[None]:
     async def noop(_message: Any = None) -> Any:
         return {"type": "http.request", "body": b""}
 
-    scope = {"type": "http", "path": "/api/v1/jobs", "method": "GET", "n": n}
+    scope = {"type": "http", "path": "/api/v1/jobs", "method": method, "n": n}
     return asyncio.ensure_future(limit_app(scope, noop, noop))
 
 
@@ -121,3 +121,47 @@ def test_an_app_served_again_in_another_event_loop_gets_fresh_slots() -> None:
     asyncio.run(two_in_a_row())  # a new loop (a second test client): no "bound to a
     # different event loop" error
     assert app.started == [0, 1, 0, 1]
+
+
+def test_reads_have_slots_of_their_own_so_uploads_never_hold_a_reads_place() -> None:
+    async def scenario() -> None:
+        app = _App()
+        limited = AdmissionLimit(app, limit=2, read_limit=1)  # type: ignore[arg-type]
+        # two uploads whose bodies are still arriving take both of the other requests' slots
+        uploads = [_request(limited, n, "POST") for n in (0, 1)]
+        third_upload = _request(limited, 2, "PUT")
+        reads = [_request(limited, 3, "GET"), _request(limited, 4, "HEAD")]
+        await _settle()
+        # the first read runs beside the uploads; the second read waits for the first only
+        assert app.started == [0, 1, 3] and app.running == 3
+        app.go.setdefault(3, asyncio.Event()).set()
+        await _settle()
+        assert app.started == [0, 1, 3, 4]  # the upload in line is still waiting
+        app.go.setdefault(4, asyncio.Event()).set()
+        await asyncio.gather(*reads)
+        assert 2 not in app.started
+        app.go.setdefault(0, asyncio.Event()).set()  # an upload ends: the next one starts
+        await _settle()
+        assert app.started == [0, 1, 3, 4, 2]
+        for n in (1, 2):
+            app.go.setdefault(n, asyncio.Event()).set()
+        await asyncio.gather(*uploads, third_upload)
+        assert app.most == 3
+
+    asyncio.run(scenario())
+
+
+def test_without_a_read_limit_reads_share_the_one_limit() -> None:
+    async def scenario() -> None:
+        app = _App()
+        limited = AdmissionLimit(app, limit=1)  # type: ignore[arg-type]
+        tasks = [_request(limited, 0, "POST"), _request(limited, 1, "GET")]
+        await _settle()
+        assert app.started == [0]
+        for n in (0, 1):
+            app.go.setdefault(n, asyncio.Event()).set()
+            await _settle()
+        await asyncio.gather(*tasks)
+        assert app.started == [0, 1] and app.most == 1
+
+    asyncio.run(scenario())
