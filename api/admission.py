@@ -27,11 +27,10 @@ class AdmissionLimit:
     A slot is freed when the answer starts (its session is closed by then): a long download or
     an event stream does not hold one while it streams.
 
-    With ``read_limit``, reads (GET and HEAD) have slots of their own, fewer: a read is a few
-    milliseconds of CPU, and the fewer run at once, the less each costs (threads contending
-    for the interpreter: measured 5.0 ms per read at 16 in flight, 3.7 at 4). The other
-    requests keep ``limit``: an upload holds its slot while its body arrives, so a low limit
-    there would let a few slow uploads stall the process; now they cannot stall reads either.
+    With ``read_limit``, reads (GET and HEAD) have slots of their own: an upload holds its slot
+    while its body arrives, so a few slow uploads could otherwise keep every read of the
+    process waiting. The other requests keep ``limit``; fewer of them at once contend less
+    with the reads for the interpreter (README: the load benchmark with both at 4).
     """
 
     def __init__(self, app: ASGIApp, limit: int, read_limit: int | None = None) -> None:

@@ -27,8 +27,7 @@ class Settings(BaseSettings):
         ge=1,
         le=8,
         description="reads (GET, HEAD) one HTTP process handles at once, apart from the other "
-        "requests' max_requests_in_flight: the fewer run at once, the less CPU each costs, and "
-        "a slow upload never holds a read's place",
+        "requests' max_requests_in_flight, so a slow upload never holds a read's place",
     )
     db_pool_timeout_s: float = Field(
         30.0,
