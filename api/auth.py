@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
@@ -60,42 +61,64 @@ def find_key(session: Session, key: str) -> ApiKey | None:
     return row if row is not None and matches(row.key_hash, key) else None
 
 
-def owner_for_key(factory: sessionmaker[Session], key: str) -> str | None:
-    """The owner of a valid key. Its ``last_used_at`` is written at most once a minute, in a
-    transaction of its own: a request never holds a write lock on the key for its duration
-    (on SQLite that would block the controller's writes during a model download; on PostgreSQL
-    every request with the same key would queue on one row)."""
-    with session_scope(factory) as s:
-        row = s.execute(
-            select(ApiKey.id, ApiKey.owner, ApiKey.key_hash, ApiKey.last_used_at).where(
-                ApiKey.key_hash == hash_key(key), ApiKey.revoked.is_(False)
-            )
-        ).first()
-    # read on every request, never cached: a revoked key is refused from the next request on
+@dataclass(frozen=True)
+class KeyUse:
+    """A valid key's owner, and what :func:`note_use` needs to record its use."""
+
+    key_id: int
+    owner: str
+    last_used_at: datetime | None
+
+
+def key_in_session(session: Session, key: str) -> KeyUse | None:
+    """The valid (not revoked) key ``key`` as seen by ``session``'s transaction, or None. Read
+    on every request, never cached: a revoked key is refused from the next request on."""
+    row = session.execute(
+        select(ApiKey.id, ApiKey.owner, ApiKey.key_hash, ApiKey.last_used_at).where(
+            ApiKey.key_hash == hash_key(key), ApiKey.revoked.is_(False)
+        )
+    ).first()
     if row is None or not matches(row.key_hash, key):
         return None
+    return KeyUse(int(row.id), str(row.owner), row.last_used_at)
+
+
+def note_use(factory: sessionmaker[Session], use: KeyUse) -> None:
+    """Write the key's ``last_used_at``, at most once a minute, in a transaction of its own: a
+    request never holds a write lock on the key for its duration (on SQLite that would block
+    the controller's writes during a model download; on PostgreSQL every request with the same
+    key would queue on one row)."""
     now = utcnow()
-    last = row.last_used_at
-    if (
-        last is None
-        or (now - (last if last.tzinfo else last.replace(tzinfo=UTC))) > LAST_USED_EVERY
+    last = use.last_used_at
+    if last is not None and (now - (last if last.tzinfo else last.replace(tzinfo=UTC))) <= (
+        LAST_USED_EVERY
     ):
-        try:
-            with session_scope(factory) as s:
-                s.execute(
-                    update(ApiKey)
-                    .where(
-                        ApiKey.id == row.id,
-                        or_(
-                            ApiKey.last_used_at.is_(None),
-                            ApiKey.last_used_at < now - LAST_USED_EVERY,
-                        ),
-                    )
-                    .values(last_used_at=now)
+        return
+    try:
+        with session_scope(factory) as s:
+            s.execute(
+                update(ApiKey)
+                .where(
+                    ApiKey.id == use.key_id,
+                    or_(
+                        ApiKey.last_used_at.is_(None),
+                        ApiKey.last_used_at < now - LAST_USED_EVERY,
+                    ),
                 )
-        except OperationalError:  # bookkeeping only: a busy database must not refuse the call
-            pass
-    return str(row.owner)
+                .values(last_used_at=now)
+            )
+    except OperationalError:  # bookkeeping only: a busy database must not refuse the call
+        pass
+
+
+def owner_for_key(factory: sessionmaker[Session], key: str) -> str | None:
+    """The owner of a valid key (its lookup in a transaction of its own), its use noted."""
+    with session_scope(factory) as s:
+        use = key_in_session(s, key)
+    if use is None:
+        return None
+    note_use(factory, use)
+    return use.owner
 
 
 def any_key_exists(session: Session) -> bool:

@@ -3,14 +3,26 @@ while the controller writes without "database is locked"."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _json_loads(text: str | bytes) -> Any:
+    """JSON columns as the standard library reads them, decoded by orjson (several times
+    faster: decoding the jobs' specs was ~7% of a read's CPU). ``json.dumps`` writes NaN and
+    Infinity, which orjson refuses: such a value falls back to ``json.loads``."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def make_engine(url: str, pool_timeout_s: float = 30.0) -> Engine:
@@ -21,6 +33,7 @@ def make_engine(url: str, pool_timeout_s: float = 30.0) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_timeout=pool_timeout_s,
+            json_deserializer=_json_loads,
         )
 
         @event.listens_for(engine, "connect")
@@ -34,7 +47,12 @@ def make_engine(url: str, pool_timeout_s: float = 30.0) -> Engine:
 
         return engine
     return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=pool_timeout_s
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=pool_timeout_s,
+        json_deserializer=_json_loads,
     )
 
 

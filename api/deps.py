@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.artifacts import ArtifactStore
-from api.auth import owner_for_key
+from api.auth import KeyUse, key_in_session, note_use, owner_for_key
 from api.db import session_scope
 from api.errors import UnauthorizedError
 from api.metrics import Metrics
@@ -58,10 +58,13 @@ def _bearer(authorization: str | None) -> str:
     return key.strip()
 
 
+UNKNOWN_KEY = "unknown or revoked API key"
+
+
 def _owner_of(state: AppState, key: str) -> str:
     owner = owner_for_key(state.factory, key)
     if owner is None:
-        raise UnauthorizedError("unknown or revoked API key")
+        raise UnauthorizedError(UNKNOWN_KEY)
     return owner
 
 
@@ -97,13 +100,22 @@ async def read_in_one_step(state: AppState, key: str, read: Callable[[str, Sessi
     request. The reads that dashboards and scripts poll are ``async def`` routes (with KeyDep)
     that do their blocking part here, in one trip, and FastAPI validates their answer in the
     event loop. The rules are OwnerDep's and SessionDep's: the key is looked up on every
-    request, and the transaction ends before the response is sent.
+    request, and the transaction ends before the response is sent. The key is looked up in
+    the read's own transaction (one connection checkout and one commit per read, not two; on
+    PostgreSQL also one pool ping fewer); its use is noted after that transaction ends.
     """
 
     def work() -> T:
-        owner = _owner_of(state, key)
-        with session_scope(state.factory) as session:
-            return read(owner, session)
+        use: KeyUse | None = None
+        try:
+            with session_scope(state.factory) as session:
+                use = key_in_session(session, key)
+                if use is None:
+                    raise UnauthorizedError(UNKNOWN_KEY)
+                return read(use.owner, session)
+        finally:
+            if use is not None:
+                note_use(state.factory, use)
 
     return await run_in_threadpool(work)
 
