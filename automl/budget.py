@@ -125,18 +125,21 @@ def estimate_evaluation(
     return total
 
 
-def smallest_evaluation(timing: Timing, members: int, epochs: int, fine_tune_epochs: int) -> float:
-    """The phase cut to its least: one sparsity level, no folds, no grow rules."""
-    return estimate_evaluation(timing, members, 0, False, 1, epochs, fine_tune_epochs)
+def smallest_evaluation(
+    timing: Timing, members: int, epochs: int, fine_tune_epochs: int, refit: bool = False
+) -> float:
+    """The phase cut to its least: one sparsity level (and the refit), no folds, no grow
+    rules."""
+    return estimate_evaluation(timing, members, 0, False, 1 + refit, epochs, fine_tune_epochs)
 
 
 def essential_evaluation(
     timing: Timing, members: int, epochs: int, fine_tune_epochs: int, ev: Any
 ) -> float:
-    """The phase without cross-validation: the grow rules and every sparsity level."""
-    return estimate_evaluation(
-        timing, members, 0, bool(ev.grow), len(ev.sparsities), epochs, fine_tune_epochs
-    )
+    """The phase without cross-validation: the grow rules, every sparsity level and the
+    refit (a fine-tune batch like a level's)."""
+    levels = len(ev.sparsities) + bool(getattr(ev, "refit", False))
+    return estimate_evaluation(timing, members, 0, bool(ev.grow), levels, epochs, fine_tune_epochs)
 
 
 def may_start_iteration(
@@ -159,7 +162,13 @@ def may_start_iteration(
                 timing, members_after, spec.epochs, ev.fine_tune_epochs, ev
             )
         else:
-            tail += smallest_evaluation(timing, members_after, spec.epochs, ev.fine_tune_epochs)
+            tail += smallest_evaluation(
+                timing,
+                members_after,
+                spec.epochs,
+                ev.fine_tune_epochs,
+                bool(getattr(ev, "refit", False)),
+            )
     if after + tail <= budget_s:
         return True, ""
     return False, (
@@ -188,9 +197,12 @@ def plan_evaluation(
     if time_left_s is None or timing is None:
         return EvaluationPlan(folds, grow, levels, 0.0, time_left_s, fine_tune_epochs=tune_epochs)
 
+    refit = bool(getattr(ev, "refit", False))
+
     def cost() -> float:
+        # the refit is one more batch of fine-tunes, as a sparsity level's
         return estimate_evaluation(
-            timing, members, folds, grow, len(levels), spec.epochs, tune_epochs
+            timing, members, folds, grow, len(levels) + refit, spec.epochs, tune_epochs
         )
 
     cuts: list[str] = []

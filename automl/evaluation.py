@@ -399,6 +399,70 @@ def fine_tune_pruned(
     return replace(member, weights=tuple(res.weights)), magnitude_masks(member.weights, sparsity)
 
 
+def _refit(
+    bench: _Bench,
+    members: list[Member],
+    fit: MixtureFit,
+    sparsity: float,
+    epochs: int,
+    spec: SearchSpec,
+    trainings: _Trainings,
+    record: Callable[[EvaluationStep], None],
+) -> list[Member]:
+    """Every final member fine-tuned on the training and validation rows together, its zeros
+    held (the mask of ``sparsity`` is the one its weights already carry); the mixture weights
+    stay. Kept unless a training fails (then the members stay as they were)."""
+    batch = [
+        replace(
+            _fine_tune_spec(m, sparsity, epochs, spec.candidate_timeout_s),
+            name=f"{m.name}_refit",
+            origin="refit",
+            refit=True,
+        )
+        for m in members
+    ]
+    results = trainings.run(batch, {c.name: m.weights for c, m in zip(batch, members, strict=True)})
+    names = [c.name for c in batch]
+    change = (
+        f"fine-tune every member {epochs} epoch(s) on the training and validation rows "
+        "together, zeros held, mixture weights kept"
+    )
+    listed = [training_record(results[n]) for n in names if n in results]
+    failed = [n for n in names if n not in results or not results[n].ok]
+    if failed:
+        record(
+            bench.step(
+                "refit",
+                change + " (training failed; the members stay as they were)",
+                False,
+                members,
+                fit,
+                error="; ".join(_failure(results.get(n), n) for n in failed),
+                trainings=listed,
+            )
+        )
+        return members
+    refitted = []
+    for m, n in zip(members, names, strict=True):
+        res = results[n]
+        r = replace(m, weights=tuple(res.weights))
+        if res.logits_train is not None and res.logits_val is not None:
+            bench.remember(r, (res.logits_train, res.logits_val))
+        refitted.append(r)
+    record(
+        bench.step(
+            "refit",
+            change + "; its validation metrics are no longer held out",
+            True,
+            refitted,
+            fit,
+            held_out=False,
+            trainings=listed,
+        )
+    )
+    return refitted
+
+
 def _drop_members(
     bench: _Bench,
     members: list[Member],
@@ -834,6 +898,20 @@ def evaluate(
         for s in steps:
             if s.step == f"prune_weights_{sparsity:g}":
                 s.kept = True
+
+    if ev.refit and members and tune_epochs > 0:
+        if out_of_time():
+            record(
+                bench.step(
+                    "refit",
+                    "skipped: the time budget is spent; the members stay as trained",
+                    False,
+                    members,
+                    fit,
+                )
+            )
+        else:
+            members = _refit(bench, members, fit, sparsity, tune_epochs, spec, trainings, record)
     return EvaluationResult(
         members, fit, steps, cv, sparsity, time.perf_counter() - started, bench.metric
     )

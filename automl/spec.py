@@ -176,6 +176,15 @@ class EvaluationSpec(_Model):
         "starts from the level before it, fine-tuned (gradual pruning)",
     )
     fine_tune_epochs: int = Field(3, ge=0, le=100)
+    refit: bool = Field(
+        False,
+        description="last, fine-tune the final members (their zeros held) on the training and "
+        "validation rows together for the fine-tunes' epochs, as AutoKeras and auto-sklearn "
+        "refit on all the data; the mixture weights stay as the validation rows fitted them, "
+        "and the validation metrics after this step are no longer held out (the test split "
+        "still is). Measured on MNIST-1D (600 s jobs, seeds 0-2) it lowered test accuracy "
+        "from 97.90% to 97.73% mean: off by default",
+    )
     extend_fine_tune: bool = Field(
         True,
         description="with a time budget and time to spare after the search, fine-tune the "

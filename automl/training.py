@@ -13,7 +13,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,8 @@ class CandidateSpec:
     sparsity: float | None = None
     # a training still running after this many seconds is stopped and fails as "timeout"
     timeout_s: float | None = None
+    # train on the training and validation rows together (the evaluation phase's refit)
+    refit: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -208,6 +210,16 @@ def fold_indices(
     return list(splitter.split(np.zeros(len(y)), y if task == "classification" else None))
 
 
+def with_validation_rows(data: TrainingData) -> TrainingData:
+    """Train on the training and validation rows together; the outputs on the validation rows
+    are still computed (no longer held out)."""
+    return replace(
+        data,
+        x_train=np.concatenate([data.x_train, data.x_val]),
+        y_train=np.concatenate([data.y_train, data.y_val]),
+    )
+
+
 def fold_data(data: TrainingData, folds: int, fold: int, seed: int) -> TrainingData:
     """Fold ``fold`` of the training and validation rows together: train on the rest, validate
     on it."""
@@ -252,6 +264,8 @@ def train_candidate(
 
     started = time.perf_counter()
     try:
+        if spec.refit:
+            data = with_validation_rows(data)
         if spec.kind == "fine_tune":
             if init_weights is None:
                 raise ValueError(f"{spec.name}: a fine-tune needs the weights it starts from")

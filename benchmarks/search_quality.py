@@ -4,6 +4,7 @@ over seeds and samplers, on digits and MNIST-1D: issue 10's table.
     .venv/bin/python benchmarks/search_quality.py [--datasets digits mnist1d]
         [--seeds 0 1 2] [--samplers tpe rl random] [--budget digits=300 mnist1d=600]
         [--executor in_process|ray] [--workers 2] [--spec spec.json] [--json out.json]
+        [--refit-pair]
 
 Per run it prints one JSON line: test accuracy (on the untouched test split), wall time of the
 whole job against its budget (target: within budget + 5%), members, parameters, non-zero
@@ -42,6 +43,7 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
     from automl.runner import finish
     from automl.search import AdaNetSearch
     from automl.spec import SearchSpec
+    from automl.training_store import TrainingStore
 
     base = SearchSpec.from_json(args.spec.read_text()) if args.spec else SearchSpec()
     raw = {**base.to_dict(), "seed": seed, "sampler": sampler, "time_budget_s": budget}
@@ -61,8 +63,11 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
     exe = create_executor(args.executor, resources=spec.resources)
     result = AdaNetSearch(spec, data, exe).run()
     search_s = time.perf_counter() - started
-    with tempfile.TemporaryDirectory() as out:
-        outcome = finish(result, Path(out), executor=exe)  # the export counts too
+    with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as stored:
+        # --refit-pair: the job's own phase then reuses the pair's trainings (same steps)
+        store = TrainingStore(stored) if args.refit_pair else None
+        paired = refit_pair(result, exe, store) if store is not None else {}
+        outcome = finish(result, Path(out), executor=exe, training_store=store)
     wall = time.perf_counter() - started
     report = outcome.report
     plan = (report.get("budget") or {}).get("evaluation_plan") or {}
@@ -107,6 +112,7 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
             for st in (report.get("evaluation") or {}).get("steps", [])
         ],
         "warm_start": len(warm),
+        **paired,
         # the search's validation F after each iteration, against seconds since the job began
         # (data loading included): how soon a warm start gets where a cold one ended
         "objective_curve": curve(result, started_search=search_s),
@@ -121,6 +127,46 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
             )[: spec.candidates_per_iteration]
         ],
     }
+
+
+def refit_pair(result: object, exe: object, store: object) -> dict:
+    """The evaluation phase twice on the same search, each planned as its job would plan it:
+    without ``evaluation.refit``, then with it (every training both share is reused from the
+    first run): the refit's effect on test accuracy, paired on one search. Runs before the
+    job's own finish, which then reuses the first run's trainings from ``store``; the row's
+    wall time includes the pair (``refit_pair_s``)."""
+    from automl.budget import export_reserve, plan_evaluation
+    from automl.evaluation import evaluate
+    from automl.model import build_ensemble_model, data_info
+    from automl.runner import evaluate_model
+
+    spec, data = result.spec, result.data  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    n = len(result.ensemble.members)  # type: ignore[attr-defined]
+    left = max(0.0, (result.budget_left_s or 0.0) - export_reserve(spec.time_budget_s, n))  # type: ignore[attr-defined]
+    out: dict = {}
+    for refit in (False, True):
+        s = spec.model_copy(
+            update={"evaluation": spec.evaluation.model_copy(update={"refit": refit})}
+        )
+        # each planned as its job would be (the refit's batch may cut a sparsity level)
+        plan = plan_evaluation(s, result.timing, n, left)  # type: ignore[attr-defined]
+        ev = evaluate(
+            s,
+            data,
+            result.ensemble,  # type: ignore[attr-defined]
+            executor=exe,  # type: ignore[arg-type]
+            member_logits=result.member_logits,  # type: ignore[attr-defined]
+            plan=plan,
+            store=store,  # type: ignore[arg-type]
+        )
+        model = build_ensemble_model(ev.members, ev.fit, data_info(data), spec.mixture_weight_type)
+        key = "with_refit" if refit else "without_refit"
+        out[f"test_accuracy_{key}"] = round(evaluate_model(model, data)["accuracy"], 4)
+        out[f"validation_{key}"] = ev.steps[-1].validation_metrics.get("accuracy")
+        out[f"steps_{key}"] = [st.step for st in ev.steps if st.kept]
+    out["refit_pair_s"] = round(time.perf_counter() - started, 1)
+    return out
 
 
 def curve(result: object, started_search: float) -> list[tuple[float, float]]:
@@ -185,6 +231,12 @@ def main() -> int:
         type=Path,
         help="a --json file of an earlier run: warm-start from its top configurations "
         "(warm_start_configurations, as the service's history would fill them)",
+    )
+    parser.add_argument(
+        "--refit-pair",
+        action="store_true",
+        help="also run the evaluation phase without and with evaluation.refit on each search, "
+        "and give both test accuracies (the refit's effect, paired)",
     )
     parser.add_argument("--warm-seed", type=int, help="the earlier run's seed to take them from")
     args = parser.parse_args()

@@ -387,3 +387,58 @@ def test_a_stored_training_is_used_only_for_the_same_spec_and_start(tmp_path) ->
     # a damaged file is trained again, never half read
     next(tmp_path.glob("*.npz")).write_bytes(b"not a zip")
     assert store.get(spec, start) is None
+
+
+def test_the_refit_fine_tunes_the_final_members_on_training_and_validation_rows(
+    searched, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """evaluation.refit: last, each final member is fine-tuned from its final (pruned) weights
+    on the training and validation rows together, its zeros held; the exported members are
+    the refitted ones and the mixture weights stay as the validation rows fitted them."""
+    import keras
+
+    spec, data, result = searched
+    spec = spec.model_copy(
+        update={
+            "evaluation": spec.evaluation.model_copy(
+                update={"refit": True, "cv_folds": 0, "grow": False, "sparsities": [0.5]}
+            )
+        }
+    )
+    rows: dict[str, int] = {}
+    fit = keras.Model.fit
+
+    def counting_fit(model, x=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        rows[model.name] = len(x)
+        return fit(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", counting_fit)
+    ex = _Starts()
+    ev = evaluate(spec, data, result.ensemble, executor=ex)
+    refit = ev.steps[-1]
+    assert refit.step == "refit" and refit.kept and refit.details["held_out"] is False
+    assert refit.members == len(ev.members) >= 1
+    level = next(s for s in ev.steps if s.step == "prune_weights_0.5")
+    n_train, n_val = len(data.x_train), len(data.x_val)
+    for m in ev.members:
+        name = m.name
+        start = ex.started[f"{name}_refit"]
+        # from the weights the phase chose: the 0.5 level's when it was kept, else dense
+        before = (
+            ex.ended[f"{name}_prune0.5"]
+            if level.kept
+            else next(x.weights for x in result.ensemble.members if x.name == name)
+        )
+        for a, b in zip(start, before, strict=True):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(m.weights, ex.ended[f"{name}_refit"], strict=True):
+            np.testing.assert_array_equal(a, b)  # the members kept are the refitted ones
+        trained = False
+        for w_start, w_end in zip(start, m.weights, strict=True):
+            if is_kernel(w_start):
+                assert np.all(w_end[w_start == 0] == 0)  # the zeros are held
+                trained |= not np.allclose(w_end[w_start != 0], w_start[w_start != 0])
+        assert trained
+        # the pruning fine-tunes saw the training rows; the refit saw both splits
+        assert rows[f"{name}_refit"] == n_train + n_val
+        assert rows[f"{name}_prune0.5"] == n_train
