@@ -399,6 +399,24 @@ def fine_tune_pruned(
     return replace(member, weights=tuple(res.weights)), magnitude_masks(member.weights, sparsity)
 
 
+def _with_trained_weights(
+    bench: _Bench,
+    members: list[Member],
+    names: list[str],
+    results: Mapping[str, CandidateResult],
+) -> list[Member]:
+    """Each member with the weights its training (``names``, in order) ended with; the outputs
+    that training computed are remembered for them."""
+    out = []
+    for m, n in zip(members, names, strict=True):
+        res = results[n]
+        t = replace(m, weights=tuple(res.weights))
+        if res.logits_train is not None and res.logits_val is not None:
+            bench.remember(t, (res.logits_train, res.logits_val))
+        out.append(t)
+    return out
+
+
 def _refit(
     bench: _Bench,
     members: list[Member],
@@ -442,13 +460,7 @@ def _refit(
             )
         )
         return members
-    refitted = []
-    for m, n in zip(members, names, strict=True):
-        res = results[n]
-        r = replace(m, weights=tuple(res.weights))
-        if res.logits_train is not None and res.logits_val is not None:
-            bench.remember(r, (res.logits_train, res.logits_val))
-        refitted.append(r)
+    refitted = _with_trained_weights(bench, members, names, results)
     record(
         bench.step(
             "refit",
@@ -856,13 +868,7 @@ def evaluate(
                 )
             )
             continue
-        tuned = []
-        for m, n in zip(members, names, strict=True):
-            res = results[n]
-            t = replace(m, weights=tuple(res.weights))
-            if res.logits_train is not None and res.logits_val is not None:
-                bench.remember(t, (res.logits_train, res.logits_val))
-            tuned.append(t)
+        tuned = _with_trained_weights(bench, members, names, results)
         start_from = {t.name: t.weights for t in tuned}
         previous_level = level
         tuned_fit = bench.fit(tuned)
