@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.artifacts import ArtifactStore
 from api.auth import KeyUse, key_in_session, note_use, owner_for_key
-from api.db import session_scope
+from api.db import retry_on_disconnect, session_scope
 from api.errors import UnauthorizedError
 from api.metrics import Metrics
 from api.repositories import ApiKeyRepository
@@ -26,6 +26,12 @@ class AppState:
     factory: sessionmaker[Session]
     store: ArtifactStore
     metrics: Metrics
+    # the polled reads' sessions (api.db.make_read_engine); ``factory`` when not given
+    read_factory: sessionmaker[Session] | None = None
+
+    def __post_init__(self) -> None:
+        if self.read_factory is None:
+            self.read_factory = self.factory
 
 
 async def get_app_state(request: Request) -> AppState:
@@ -102,17 +108,24 @@ async def read_in_one_step(state: AppState, key: str, read: Callable[[str, Sessi
     event loop. The rules are OwnerDep's and SessionDep's: the key is looked up on every
     request, and the transaction ends before the response is sent. The key is looked up in
     the read's own transaction (one connection checkout and one commit per read, not two; on
-    PostgreSQL also one pool ping fewer); its use is noted after that transaction ends.
+    PostgreSQL also one pool ping fewer); its use is noted after that transaction ends. On
+    PostgreSQL the read runs on the read pool (``api.db.make_read_engine``: autocommit, no
+    ping), and again once if its connection turns out closed by the server.
     """
+    factory = state.read_factory or state.factory
+    use: KeyUse | None = None
+
+    def attempt() -> T:
+        nonlocal use
+        with session_scope(factory) as session:
+            use = key_in_session(session, key)
+            if use is None:
+                raise UnauthorizedError(UNKNOWN_KEY)
+            return read(use.owner, session)
 
     def work() -> T:
-        use: KeyUse | None = None
         try:
-            with session_scope(state.factory) as session:
-                use = key_in_session(session, key)
-                if use is None:
-                    raise UnauthorizedError(UNKNOWN_KEY)
-                return read(use.owner, session)
+            return retry_on_disconnect(attempt)
         finally:
             if use is not None:
                 note_use(state.factory, use)

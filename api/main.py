@@ -23,7 +23,7 @@ from api.admission import AdmissionLimit
 from api.artifacts import ArtifactStore
 from api.auth import any_key_exists, create_api_key
 from api.controller import Controller
-from api.db import make_engine, make_session_factory, session_scope
+from api.db import make_engine, make_read_engine, make_session_factory, session_scope
 from api.deps import AppState
 from api.errors import APIError, ServiceUnavailableError, document_errors
 from api.heap import freeze_heap
@@ -222,7 +222,9 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
             return CandidateFigures(by_state, buckets, count, seconds)
 
         metrics = Metrics(job_counts, candidate_figures)
-        app.state.automl = AppState(settings, factory, store, metrics)
+        read_engine = make_read_engine(engine, settings.db_pool_timeout_s)
+        read_factory = factory if read_engine is engine else make_session_factory(read_engine)
+        app.state.automl = AppState(settings, factory, store, metrics, read_factory)
         _first_key(settings, factory, announce)
         uses_ray = settings.executor == "ray" and settings.run_controller
         if uses_ray:
@@ -238,6 +240,7 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
             controller.stop()
             if uses_ray:
                 _stop_ray()
+            read_engine.dispose()
             engine.dispose()
 
     app = FastAPI(

@@ -2,11 +2,12 @@
 
     .venv/bin/python benchmarks/read_burst.py [--jobs 12] [--reads 1000] [--concurrency 50]
         [--json out.json] [--env NAME=VALUE ...] [--client httpx|wrk] [--seconds 10]
+        [--db sqlite|postgresql]
 
-A fresh server (SQLite, the in_process executor, one HTTP process, no Ray) finishes ``--jobs``
-tiny iris jobs, then answers, on the first job: GET /api/v1/jobs, /jobs/{id},
-/jobs/{id}/candidates, /jobs/{id}/events and /jobs/{id}/model/card — 60 rounds one at a time
-(each kind's p50), then ``--reads`` of them with ``--concurrency`` in flight (p50/p95/p99,
+A fresh server (SQLite or ``--db postgresql``, the in_process executor, one HTTP process, no
+Ray) finishes ``--jobs`` tiny iris jobs, then answers, on the first job: GET /api/v1/jobs,
+/jobs/{id}, /jobs/{id}/candidates, /jobs/{id}/events and /jobs/{id}/model/card — 60 rounds one
+at a time (each kind's p50), then ``--reads`` of them with ``--concurrency`` in flight (p50/p95/p99,
 requests/s). The CPU seconds the server process and this client spent in the burst are given
 too: with the server at one core, requests/s is about 1 / its CPU per request.
 
@@ -36,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._wrk import wrk_reads  # noqa: E402
+from benchmarks.load import database  # noqa: E402
 from tests.integration.conftest import Server, wait_for  # noqa: E402
 
 TINY_SPEC: dict[str, Any] = {
@@ -94,6 +96,13 @@ def main() -> None:
     )
     p.add_argument("--seconds", type=float, default=10.0, help="the burst's length with wrk")
     p.add_argument("--env", nargs="*", default=[], help="NAME=VALUE settings for the server")
+    p.add_argument(
+        "--db",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the server's database (postgresql: a fresh database on the tests' server, "
+        "dropped after)",
+    )
     args = p.parse_args()
     env = {
         "AUTOML_EXECUTOR": "in_process",
@@ -101,7 +110,15 @@ def main() -> None:
         **dict(e.split("=", 1) for e in args.env),
     }
     work = Path(tempfile.mkdtemp(prefix="read_burst-"))
-    server = Server(f"sqlite:///{work / 'automl.db'}", work, extra_env=env).start(timeout=300)
+    with database(args.db, work) as url:
+        out = _measure(args, env, work, url)
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+def _measure(args: argparse.Namespace, env: dict[str, str], work: Path, url: str) -> dict[str, Any]:
+    server = Server(url, work, extra_env=env).start(timeout=300)
     try:
         with server.client() as c:
             ids = [
@@ -160,12 +177,11 @@ def main() -> None:
             "server_cpu_s": round(server_cpu, 2),
             "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, burst["reads"]), 2),
         },
+        "db": args.db,
         "env": env,
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
-    print(json.dumps(out, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2))
+    return out
 
 
 if __name__ == "__main__":

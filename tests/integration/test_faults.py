@@ -305,6 +305,56 @@ def test_postgresql_restarted_under_a_running_job(
         stop_server(server, name)
 
 
+def _terminate_connections(database: str) -> int:
+    """Close every server-side connection to ``database`` (what a PostgreSQL restart does to
+    a pool), and wait until they are gone; how many there were."""
+    import psycopg
+
+    admin = POSTGRES_ADMIN_URL.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        closed = conn.execute(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()) t",
+            (database,),
+        ).fetchone()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                break
+            time.sleep(0.1)
+    return int(closed[0]) if closed else 0
+
+
+def test_reads_and_writes_after_postgresql_closed_every_pooled_connection(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The polled reads use a pool without a pre-ping (api.db.make_read_engine): a read that
+    finds its connection closed by the server (a restart, an administrator) is read again on
+    a new one, so it still answers 200, never a 503; writes, on the pool with the ping, too."""
+    server, name = start_server(tmp_path, "postgresql", request, **IN_PROCESS)
+    assert name is not None
+    try:
+        with server.client() as c:
+            for _ in range(3):  # the read pool holds connections now
+                assert c.get("/api/v1/jobs").status_code == 200
+            assert _terminate_connections(name) >= 1
+            listed = c.get("/api/v1/jobs")
+            assert listed.status_code == 200, listed.text
+            assert listed.json()["count"] == 0
+            # the retry was what answered: the read met the closed connection
+            assert "reading again on a new connection" in server.log()
+            assert _terminate_connections(name) >= 1
+            created = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": {"epochs": 1}})
+            assert created.status_code == 201, created.text
+            job = c.get(f"/api/v1/jobs/{created.json()['id']}")
+            assert job.status_code == 200, job.text
+    finally:
+        stop_server(server, name)
+
+
 def test_a_database_error_under_a_run_ends_it_for_a_take_over_not_as_the_jobs_failure(
     tmp_path: Path,
 ) -> None:
