@@ -304,6 +304,7 @@ def create_app(settings: Settings | None = None, announce: bool = False) -> Fast
         AdmissionLimit,
         limit=settings.max_requests_in_flight,
         read_limit=settings.max_reads_in_flight,
+        upload_limit=settings.max_uploads_in_flight,
     )
     app.include_router(datasets.router)
     app.include_router(jobs.router)

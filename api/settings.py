@@ -14,13 +14,14 @@ class Settings(BaseSettings):
 
     database_url: str = Field("sqlite:///./automl.db", description="SQLAlchemy URL")
     max_requests_in_flight: int = Field(
-        16,
+        4,
         ge=1,
-        le=32,
-        description="requests other than reads (uploads, submissions...) one HTTP process "
-        "handles at once; more wait their turn, first come first served (with "
-        "max_reads_in_flight, at most 40 — the threads sync routes run on — so a burst cannot "
-        "deadlock threads against pooled database connections)",
+        le=24,
+        description="requests other than reads and uploads (job submissions, cancels, "
+        "predictions...) one HTTP process handles at once; more wait their turn, first come "
+        "first served (with max_reads_in_flight and max_uploads_in_flight, at most 40 — the "
+        "threads sync routes run on — so a burst cannot deadlock threads against pooled "
+        "database connections)",
     )
     max_reads_in_flight: int = Field(
         4,
@@ -28,6 +29,14 @@ class Settings(BaseSettings):
         le=8,
         description="reads (GET, HEAD) one HTTP process handles at once, apart from the other "
         "requests' max_requests_in_flight, so a slow upload never holds a read's place",
+    )
+    max_uploads_in_flight: int = Field(
+        4,
+        ge=1,
+        le=8,
+        description="uploads (a multipart form, or a body over 64 KiB or of unknown length) one "
+        "HTTP process receives at once, apart from the other requests: an upload holds its "
+        "place while its body arrives, so slow uploads never hold a job submission's",
     )
     db_pool_timeout_s: float = Field(
         30.0,

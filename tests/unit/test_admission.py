@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from api.admission import AdmissionLimit
+from api.admission import UPLOAD_MIN_BYTES, AdmissionLimit, is_upload
 
 
 class _App:
@@ -40,11 +40,22 @@ class _App:
             self.running -= 1
 
 
-def _request(limit_app: AdmissionLimit, n: int, method: str = "GET") -> asyncio.Task[None]:
+def _request(
+    limit_app: AdmissionLimit,
+    n: int,
+    method: str = "GET",
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> asyncio.Task[None]:
     async def noop(_message: Any = None) -> Any:
         return {"type": "http.request", "body": b""}
 
-    scope = {"type": "http", "path": "/api/v1/jobs", "method": method, "n": n}
+    scope = {
+        "type": "http",
+        "path": "/api/v1/jobs",
+        "method": method,
+        "n": n,
+        "headers": headers or [],
+    }
     return asyncio.ensure_future(limit_app(scope, noop, noop))
 
 
@@ -163,5 +174,48 @@ def test_without_a_read_limit_reads_share_the_one_limit() -> None:
             await _settle()
         await asyncio.gather(*tasks)
         assert app.started == [0, 1] and app.most == 1
+
+    asyncio.run(scenario())
+
+
+MULTIPART = [(b"content-type", b"multipart/form-data; boundary=x"), (b"content-length", b"900")]
+JSON_BODY = [(b"content-type", b"application/json"), (b"content-length", b"120")]
+
+
+def test_what_counts_as_an_upload() -> None:
+    def scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
+        return {"type": "http", "method": "POST", "headers": list(headers)}
+
+    assert is_upload(scope(*MULTIPART))  # a file form, whatever its size
+    assert is_upload(scope((b"content-length", str(UPLOAD_MIN_BYTES + 1).encode())))
+    assert is_upload(scope((b"transfer-encoding", b"chunked")))  # length unknown
+    assert is_upload(scope((b"content-length", b"many")))  # unreadable: the cautious side
+    assert not is_upload(scope(*JSON_BODY))  # a job submission
+    assert not is_upload(scope((b"content-length", str(UPLOAD_MIN_BYTES).encode())))
+    assert not is_upload(scope())  # no body (a cancel)
+
+
+def test_uploads_have_slots_of_their_own_so_they_never_hold_a_submissions_place() -> None:
+    async def scenario() -> None:
+        app = _App()
+        limited = AdmissionLimit(app, limit=1, read_limit=1, upload_limit=2)  # type: ignore[arg-type]
+        # two uploads whose bodies are still arriving take both upload slots; a third waits
+        uploads = [_request(limited, n, "POST", MULTIPART) for n in (0, 1, 2)]
+        submissions = [_request(limited, n, "POST", JSON_BODY) for n in (3, 4)]
+        read = _request(limited, 5, "GET")
+        await _settle()
+        # a submission and a read run beside the uploads; the second submission waits for
+        # the first, not for an upload
+        assert app.started == [0, 1, 3, 5] and app.running == 4
+        app.go.setdefault(3, asyncio.Event()).set()
+        await _settle()
+        assert app.started == [0, 1, 3, 5, 4]
+        app.go.setdefault(0, asyncio.Event()).set()  # an upload ends: the one in line starts
+        await _settle()
+        assert app.started == [0, 1, 3, 5, 4, 2]
+        for n in (1, 2, 4, 5):
+            app.go.setdefault(n, asyncio.Event()).set()
+        await asyncio.gather(*uploads, *submissions, read)
+        assert app.most == 4
 
     asyncio.run(scenario())
