@@ -546,6 +546,7 @@ def test_candidates_table_sorts_filters_pages_and_exports_the_apis_rows(
     page.wait_for_url("**sort=objective&order=asc*")
     page.select_option("#f-size", "25")
     page.click("form.filters button[type=submit]")
+    page.wait_for_url("**size=25*")
     f_values = page.locator("#candidates tbody tr td:nth-child(12)").all_inner_texts()
     assert [float(v) for v in f_values] == sorted(float(v) for v in f_values)
     expect(page.locator("#candidates thead th[aria-sort=ascending]")).to_contain_text("F")
@@ -569,6 +570,7 @@ def test_candidates_table_sorts_filters_pages_and_exports_the_apis_rows(
     page.select_option("#f-iteration", "1")
     page.select_option("#f-family", "dense")
     page.click("form.filters button[type=submit]")
+    page.wait_for_url("**family=dense*")
     iterations = page.locator("#candidates tbody tr td:nth-child(2)").all_inner_texts()
     assert iterations and set(iterations) == {"1"}
     assert "iteration=1" in page.url and "family=dense" in page.url
@@ -712,6 +714,9 @@ def test_cancel_resume_and_delete_from_the_buttons_while_it_runs(
     expect(page.locator("[data-field=state]")).to_have_text(re.compile("queued|running"))
     expect(page.locator("[data-field=state]")).to_have_text("running", timeout=WAIT_MS)
     page.click("form[data-action=cancel] button")
+    # the cancel's own page loads before the next click: the stream can show "cancelled" on the
+    # old page first, and a delete sent then would make the cancel's redirect a 404
+    page.wait_for_url("**notice=cancel_requested")
     expect(page.locator("[data-field=state]")).to_have_text("cancelled", timeout=WAIT_MS)
     page.click("form[data-action=delete] button")
     page.wait_for_url("**/jobs?notice=deleted")
