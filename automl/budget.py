@@ -159,13 +159,13 @@ def may_start_iteration(
             # that change the model (grow rules, every sparsity level); cross-validation only
             # estimates it and gets what is left
             tail += essential_evaluation(
-                timing, members_after, spec.epochs, ev.fine_tune_epochs, ev
+                timing, members_after, spec.train_epochs, ev.fine_tune_epochs, ev
             )
         else:
             tail += smallest_evaluation(
                 timing,
                 members_after,
-                spec.epochs,
+                spec.train_epochs,
                 ev.fine_tune_epochs,
                 bool(getattr(ev, "refit", False)),
             )
@@ -202,7 +202,7 @@ def plan_evaluation(
     def cost() -> float:
         # the refit is one more batch of fine-tunes, as a sparsity level's
         return estimate_evaluation(
-            timing, members, folds, grow, len(levels) + refit, spec.epochs, tune_epochs
+            timing, members, folds, grow, len(levels) + refit, spec.train_epochs, tune_epochs
         )
 
     cuts: list[str] = []
@@ -257,7 +257,7 @@ def plan_evaluation(
         # time to spare (a search that stopped by its own rule before the budget): longer
         # fine-tunes, up to a candidate's epochs, with a fifth of the time left kept in hand
         # (estimates run short); pruned members recover more of what the mask cost them
-        most = max(ev.fine_tune_epochs, spec.epochs)
+        most = max(ev.fine_tune_epochs, spec.train_epochs)
         before = tune_epochs
         while tune_epochs < most:
             tune_epochs += 1

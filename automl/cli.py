@@ -164,7 +164,7 @@ class RichProgress:
         self.progress.start()
         self.it_task = self.progress.add_task("iterations", total=self.max_iterations)
         self.cand_task = self.progress.add_task("candidates", total=spec.candidates_per_iteration)
-        self.epoch_task = self.progress.add_task("epochs", total=spec.epochs)
+        self.epoch_task = self.progress.add_task("epochs", total=spec.train_epochs)
 
     def iteration_start(self, iteration: int, specs: list[Any]) -> None:
         assert self.cand_task is not None and self.epoch_task is not None
@@ -181,7 +181,7 @@ class RichProgress:
         self.progress.update(
             self.epoch_task,
             completed=epoch,
-            total=spec.epochs,
+            total=spec.train_epochs,
             description=f"epochs ({spec.name})",
         )
 

@@ -202,7 +202,7 @@ class CandidateGenerator:
                     index=index,
                     hparams=hp,
                     seed=candidate_seed(self.spec.seed, iteration, index),
-                    epochs=self.spec.epochs,
+                    epochs=self.spec.train_epochs,
                     early_stopping_patience=self.spec.early_stopping_patience,
                     origin=origin,
                     timeout_s=self.spec.candidate_timeout_s,

@@ -405,7 +405,7 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
             index=0,
             hparams=m["hparams"],
             seed=m["seed"],
-            epochs=spec.epochs,
+            epochs=spec.train_epochs,
             early_stopping_patience=spec.early_stopping_patience,
             origin="replay",
         )

@@ -341,7 +341,9 @@ class AdaNetSearch:
         executor: Executor | None = None,
         callbacks: Sequence[SearchCallback] = (),
     ) -> None:
-        self.spec = spec
+        # what the spec leaves to the data (epochs) is decided here, once: everything after
+        # (generator, evaluation phase, report, replay) sees the spec as it ran
+        self.spec = spec = spec.for_data(data.dataset.kind)
         self.data = data
         self.executor = executor or InProcessExecutor()
         self.cb = CallbackList(callbacks)

@@ -34,6 +34,9 @@ MAX_WARM_START = 20
 
 
 DEFAULT_MAX_ITERATIONS = 5
+# epochs per candidate when the spec leaves them unset: sequences get more (``for_data``)
+DEFAULT_EPOCHS = 30
+SEQUENCE_EPOCHS = 60
 MAX_ITERATIONS = 100
 
 
@@ -139,6 +142,15 @@ class ConvSpace(DenseSpace):
         if any(v < 1 or v > 1024 for v in values):
             raise ValueError("values must be between 1 and 1024")
         return values
+
+
+class Conv1DSpace(ConvSpace):
+    """Conv1D subnetworks (sequences). Dropout is fixed at 0.3 by default: on MNIST-1D the
+    family overfits its validation rows, and whole 600 s jobs with it (and 60 epochs, the
+    starting configuration on) reached 98.53% mean test accuracy on data seeds 0-2 against
+    97.97% with the range 0-0.3 (README, search quality)."""
+
+    dropout: FloatRange = FloatRange(low=0.3, high=0.3)
 
 
 def _conv2d_default() -> ConvSpace:
@@ -262,7 +274,7 @@ class SearchSpec(_Model):
         None, description="Subnetwork families to search; default: chosen by the data's shape."
     )
     dense: DenseSpace = Field(default_factory=DenseSpace)
-    conv1d: ConvSpace = Field(default_factory=ConvSpace)
+    conv1d: Conv1DSpace = Field(default_factory=Conv1DSpace)
     conv2d: ConvSpace = Field(default_factory=_conv2d_default)
     optimizers: list[OptimizerName] = ["adam", "rmsprop", "nesterov"]
     learning_rate: FloatRange = FloatRange(low=5e-4, high=5e-3, log=True)
@@ -274,7 +286,13 @@ class SearchSpec(_Model):
         FloatRange(low=0.85, high=0.98), description="per-epoch factor of the exponential schedule"
     )
     batch_size: list[int] = [32, 64, 128]
-    epochs: int = Field(30, ge=1, le=1000, description="training epochs per candidate")
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description=f"training epochs per candidate; unset: {SEQUENCE_EPOCHS} for sequence "
+        f"data, {DEFAULT_EPOCHS} otherwise (the job's stored spec holds the number used)",
+    )
     early_stopping_patience: int | None = Field(
         None, ge=1, description="stop a candidate after this many epochs without val. improvement"
     )
@@ -297,10 +315,10 @@ class SearchSpec(_Model):
         True, description="propose the paper's two candidates: as deep as the last member, +1"
     )
     starting_configurations: bool = Field(
-        False,
+        True,
         description="the first iteration tries each family's built-in starting configuration "
         "(one measured to train well on such data; origin 'default') before sampling; values "
-        "this spec's space does not hold are sampled",
+        "this spec's space does not hold are sampled. Only conv1d has one (sequence data)",
     )
     warm_start: bool = Field(
         False,
@@ -450,6 +468,20 @@ class SearchSpec(_Model):
         return cls.from_dict(data)
 
     # ---- resolution against a dataset --------------------------------------------------------
+    def for_data(self, data_kind: str) -> SearchSpec:
+        """This spec with what depends on the data filled in: ``epochs`` when unset (more for
+        sequences, whose conv1d members kept improving past 30 epochs on MNIST-1D). The same
+        spec when nothing is left to fill, so resolving twice changes nothing."""
+        if self.epochs is not None:
+            return self
+        epochs = SEQUENCE_EPOCHS if data_kind == "sequence" else DEFAULT_EPOCHS
+        return self.model_copy(update={"epochs": epochs})
+
+    @property
+    def train_epochs(self) -> int:
+        """Epochs per candidate; a spec not yet resolved by ``for_data`` gets the default."""
+        return DEFAULT_EPOCHS if self.epochs is None else self.epochs
+
     def resolve_families(self, data_kind: str) -> list[str]:
         """The families to search for data of this kind (``image``, ``sequence`` or ``table``)."""
         applicable = {"image": ["dense", "conv2d"], "sequence": ["dense", "conv1d"]}.get(

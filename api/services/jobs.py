@@ -60,9 +60,10 @@ class JobService:
             families = body.spec.resolve_families(kind)
         except SpecError as exc:
             raise UnprocessableError(str(exc), field="spec.families") from None
-        # a warm start's configurations go into the stored spec: resume and replay need no more
+        # a warm start's configurations go into the stored spec: resume and replay need no more;
+        # so do the epochs the data decides when the spec leaves them unset
         spec, warm = HistoryService(self.s).warm_start(
-            owner, body.spec, body.dataset_id, body.dataset, families
+            owner, body.spec.for_data(kind), body.dataset_id, body.dataset, families
         )
         job = Job(
             owner=owner,

@@ -99,3 +99,30 @@ def test_readers_and_a_writer_at_once_never_see_a_locked_database(db_url: str) -
     assert errors == []
     with session_scope(factory) as s:
         assert len(s.scalars(select(Event)).all()) == 300
+
+
+def test_a_stored_spec_holds_the_epochs_its_data_decided(db_url: str) -> None:
+    """Epochs left unset are filled in when the job is created (60 for sequences, 30 for
+    tables): the stored spec is the one that runs, resumes and replays, whatever the default
+    becomes later; epochs given are kept."""
+    from api.artifacts import ArtifactStore
+    from api.schemas import JobCreate
+    from api.services.jobs import JobService
+    from automl.spec import SearchSpec
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    try:
+        with session_scope(factory) as s:
+            jobs = JobService(s, ArtifactStore("/nonexistent-artifacts"), "in_process")
+            seq = jobs.create("o", JobCreate(dataset="mnist1d"))
+            table = jobs.create("o", JobCreate(dataset="iris"))
+            given = jobs.create("o", JobCreate(dataset="mnist1d", spec=SearchSpec(epochs=5)))
+            stored = {j.id: j.spec for j in (seq, table, given)}
+        assert stored[seq.id]["epochs"] == 60 and stored[seq.id]["starting_configurations"]
+        assert stored[table.id]["epochs"] == 30
+        assert stored[given.id]["epochs"] == 5
+        assert SearchSpec.from_dict(stored[seq.id]).for_data("sequence").epochs == 60
+    finally:
+        engine.dispose()

@@ -89,10 +89,14 @@ def test_conv1d_searches_may_start_from_the_familys_starting_configuration() -> 
     assert "default" not in [s.origin for s in gen.propose(1, dict(first[1].hparams))]
     dense_only = CandidateGenerator(spec, ["dense"]).propose(0, None)
     assert [s.origin for s in dense_only] == ["sampled"] * 3
-    off = _spec(candidates_per_iteration=3)  # off by default
+    off = _spec(candidates_per_iteration=3, starting_configurations=False)
     assert [s.origin for s in CandidateGenerator(off, ["conv1d"]).propose(0, None)] == [
         "sampled"
     ] * 3
+    # on by default: a default conv1d search starts from it, dropout (fixed at 0.3) included
+    default = CandidateGenerator(SearchSpec(), ["dense", "conv1d"]).propose(0, None)
+    assert default[0].origin == "default"
+    assert default[0].hparams == {"family": "conv1d", **start}
     # a value the space does not hold is sampled instead: the user's space decides
     narrow = _spec(
         candidates_per_iteration=3,
@@ -114,6 +118,17 @@ def test_conv1d_searches_may_start_from_the_familys_starting_configuration() -> 
     )
     origins = [s.origin for s in CandidateGenerator(warm, ["dense", "conv1d"]).propose(0, None)]
     assert origins == ["history", "default", "sampled"]
+
+
+def test_a_search_fills_in_the_epochs_its_data_decides() -> None:
+    spec = SearchSpec()
+    seq = prepare(load_builtin("mnist1d"), seed=0)
+    search = AdaNetSearch(spec, seq)
+    assert spec.epochs is None and search.spec.epochs == 60  # the report records 60
+    first = CandidateGenerator(search.spec, search.families).propose(0, None)
+    assert {c.epochs for c in first} == {60}
+    iris_data = prepare(load_builtin("iris"), seed=0)
+    assert AdaNetSearch(spec, iris_data).spec.epochs == 30
 
 
 def test_each_iteration_records_loss_complexity_and_objective(iris) -> None:  # type: ignore[no-untyped-def]

@@ -64,6 +64,22 @@ def test_spec_that_is_not_json_is_rejected() -> None:
         SearchSpec.from_json("[1, 2]")
 
 
+def test_epochs_left_unset_follow_the_data_and_a_stored_spec_keeps_them() -> None:
+    spec = SearchSpec()
+    assert spec.epochs is None
+    assert spec.for_data("sequence").epochs == 60
+    assert spec.for_data("image").epochs == 30 and spec.for_data("table").epochs == 30
+    # once resolved (or set), the number stays: a stored spec runs again as it ran
+    resolved = SearchSpec.from_dict(spec.for_data("sequence").to_dict())
+    assert resolved.epochs == 60 and resolved.for_data("table").epochs == 60
+    assert SearchSpec(epochs=5).for_data("sequence").epochs == 5
+    # conv1d's default space fixes dropout at 0.3, also when other conv1d fields are given
+    assert (spec.conv1d.dropout.low, spec.conv1d.dropout.high) == (0.3, 0.3)
+    partial = SearchSpec.from_dict({"conv1d": {"filters": [16]}})
+    assert (partial.conv1d.dropout.low, partial.conv1d.dropout.high) == (0.3, 0.3)
+    assert spec.dense.dropout.low == 0.0 and spec.conv2d.dropout.low == 0.0
+
+
 def test_families_follow_the_data_unless_chosen() -> None:
     spec = SearchSpec()
     assert spec.resolve_families("image") == ["dense", "conv2d"]
