@@ -163,19 +163,24 @@ def test_without_an_iteration_count_the_budget_decides_how_many_iterations_run()
     assert SearchSpec.from_dict(budgeted.to_dict()).fills_budget
 
 
-def test_a_budget_filling_search_keeps_time_for_the_grow_rules_and_every_sparsity() -> None:
+def test_a_budget_filling_search_keeps_time_for_every_sparsity_but_not_the_grow_rules() -> None:
     """With the budget deciding, the search stops earlier than with a count: after its last
-    iteration the phase's steps that change the model (grow, all sparsity levels) still fit,
-    not only its least."""
+    iteration the phase's steps that shrink the model (all sparsity levels) still fit, not only
+    its least. The grow rules, which retrain a member at full length, get what is left."""
     timing = Timing(candidate_s=4.0, iteration_s=20.0, parallel=1)
     counted = _spec()
     filling = SearchSpec.from_dict(
         {**counted.to_dict(), "max_iterations": None, "time_budget_s": 300}
     )
     assert filling.fills_budget
-    essential = export_reserve(300.0, 2) + estimate_evaluation(timing, 2, 0, True, 4, 10, 2)
+    essential = export_reserve(300.0, 2) + estimate_evaluation(timing, 2, 0, False, 4, 10, 2)
     smallest = export_reserve(300.0, 2) + estimate_evaluation(timing, 2, 0, False, 1, 10, 2)
-    assert essential > smallest
+    with_grow = export_reserve(300.0, 2) + estimate_evaluation(timing, 2, 0, True, 4, 10, 2)
+    assert with_grow > essential > smallest
+    # the time the grow rules would take goes to the search instead
+    assert may_start_iteration(
+        300.0, 300.0 - 20.0 - (with_grow + essential) / 2, timing, 2, filling
+    )[0]
     between = 300.0 - 20.0 - (essential + smallest) / 2
     assert may_start_iteration(300.0, between, timing, 2, counted)[0]
     ok, why = may_start_iteration(300.0, between, timing, 2, filling)
@@ -211,13 +216,18 @@ def test_after_a_budget_filling_search_cross_validation_is_cut_before_the_model_
     filling = SearchSpec.from_dict(
         {**_spec().to_dict(), "max_iterations": None, "time_budget_s": 300}
     )
-    essential = estimate_evaluation(timing, 3, 0, True, 4, 10, 2)
-    plan = plan_evaluation(filling, timing, 3, essential + 1.0)
+    with_grow = estimate_evaluation(timing, 3, 0, True, 4, 10, 2)
+    plan = plan_evaluation(filling, timing, 3, with_grow + 1.0)
     assert (plan.cv_folds, plan.grow, plan.sparsities) == (0, True, [0.25, 0.5, 0.75, 0.9])
     assert plan.cuts[-1].startswith("cross-validation skipped")
     # the same time after a counted search cuts sparsity levels first
-    counted = plan_evaluation(_spec(), timing, 3, essential + 1.0)
+    counted = plan_evaluation(_spec(), timing, 3, with_grow + 1.0)
     assert counted.cuts[0].startswith("sparsity")
+    # with less time, the grow rules go next, before any sparsity level
+    essential = estimate_evaluation(timing, 3, 0, False, 4, 10, 2)
+    short = plan_evaluation(filling, timing, 3, essential + 1.0)
+    assert (short.cv_folds, short.grow, short.sparsities) == (0, False, [0.25, 0.5, 0.75, 0.9])
+    assert short.cuts[-1].startswith("grow rules skipped")
 
 
 def test_with_a_deadline_the_sparsity_levels_train_one_by_one_and_stop_when_it_passes(
