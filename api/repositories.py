@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import Select, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session, defer, undefer
 
 from api.models import (
@@ -22,6 +22,20 @@ from api.models import (
     Upload,
     utcnow,
 )
+
+
+def page_and_total(
+    s: Session, q: Select[Any], order: Sequence[Any], limit: int, offset: int
+) -> tuple[Sequence[Any], int]:
+    """A page of ``q``'s rows and how many rows ``q`` has in all. The page is read first: a
+    page that is not full (and not past the end) gives the total itself, so the count runs
+    only when more rows may follow. Most polled lists (a job's candidates and events, a short
+    jobs list) fit one page: one query, not two, per read."""
+    rows = s.scalars(q.order_by(*order).limit(limit).offset(offset)).all()
+    if len(rows) < limit and (rows or offset == 0):
+        return rows, offset + len(rows)
+    return rows, s.scalar(select(func.count()).select_from(q.subquery())) or 0
+
 
 CANDIDATE_SORTS = {
     "objective": Candidate.objective,
@@ -65,9 +79,7 @@ class DatasetRepository:
 
     def list(self, owner: str, limit: int, offset: int) -> tuple[Sequence[Dataset], int]:
         q = select(Dataset).where(Dataset.owner == owner)
-        total = self.s.scalar(select(func.count()).select_from(q.subquery())) or 0
-        rows = self.s.scalars(q.order_by(Dataset.created_at.desc()).limit(limit).offset(offset))
-        return rows.all(), total
+        return page_and_total(self.s, q, [Dataset.created_at.desc()], limit, offset)
 
     def add(self, dataset: Dataset) -> Dataset:
         self.s.add(dataset)
@@ -122,6 +134,12 @@ class JobRepository:
     def get(self, owner: str, job_id: str) -> Job | None:
         return self.s.scalar(select(Job).where(Job.id == job_id, Job.owner == owner))
 
+    def state_of(self, owner: str, job_id: str) -> str | None:
+        """The job's state alone (None: no such job of this owner): a check that needs no
+        spec or report decoded."""
+        state = self.s.scalar(select(Job.state).where(Job.id == job_id, Job.owner == owner))
+        return None if state is None else str(state)
+
     def get_any(self, job_id: str) -> Job | None:
         """For the controller, which works for every owner."""
         return self.s.get(Job, job_id)
@@ -135,11 +153,9 @@ class JobRepository:
         q = select(Job).where(Job.owner == owner)
         if state:
             q = q.where(Job.state == state)
-        total = self.s.scalar(select(func.count()).select_from(q.subquery())) or 0
-        page = q.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
         if not with_result:
-            page = page.options(defer(Job.result))
-        return self.s.scalars(page).all(), total
+            q = q.options(defer(Job.result))
+        return page_and_total(self.s, q, [Job.created_at.desc(), Job.id], limit, offset)
 
     def add(self, job: Job) -> Job:
         self.s.add(job)
@@ -363,14 +379,10 @@ class CandidateRepository:
             q = q.where(Candidate.iteration == iteration)
         if state:
             q = q.where(Candidate.state == state)
-        total = self.s.scalar(select(func.count()).select_from(q.subquery())) or 0
         column = CANDIDATE_SORTS[sort]
         order: Any = column.desc() if descending else column.asc()
         # rows without a value (failed, still training) go last either way
-        rows = self.s.scalars(
-            q.order_by(column.is_(None), order, Candidate.id).limit(limit).offset(offset)
-        )
-        return rows.all(), total
+        return page_and_total(self.s, q, [column.is_(None), order, Candidate.id], limit, offset)
 
     def all_for_iterations(self, job_id: str, below: int) -> Sequence[Candidate]:
         return self.s.scalars(
@@ -515,16 +527,12 @@ class EventRepository:
 
     def list(self, job_id: str, limit: int, offset: int) -> tuple[Sequence[Event], int]:
         q = select(Event).where(Event.job_id == job_id)
-        total = self.s.scalar(select(func.count()).select_from(q.subquery())) or 0
-        rows = self.s.scalars(q.order_by(Event.id).limit(limit).offset(offset))
-        return rows.all(), total
+        return page_and_total(self.s, q, [Event.id], limit, offset)
 
     def latest(self, job_id: str, limit: int, offset: int) -> tuple[Sequence[Event], int]:
         """Newest first: the event log as the dashboard shows it."""
         q = select(Event).where(Event.job_id == job_id)
-        total = self.s.scalar(select(func.count()).select_from(q.subquery())) or 0
-        rows = self.s.scalars(q.order_by(Event.id.desc()).limit(limit).offset(offset))
-        return rows.all(), total
+        return page_and_total(self.s, q, [Event.id.desc()], limit, offset)
 
     def last_id(self, job_id: str) -> int:
         """The id of the job's newest event (0 if none): every change the controller makes to

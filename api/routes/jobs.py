@@ -80,8 +80,7 @@ def delete_job(job_id: str, owner: OwnerDep, session: SessionDep, state: StateDe
 @router.get("/{job_id}/iterations", response_model=IterationsPublic)
 async def list_iterations(job_id: str, state: StateDep, key: KeyDep) -> IterationsPublic:
     def read(owner: str, session: Session) -> IterationsPublic:
-        job = _service(session, state).get(owner, job_id)
-        rows = IterationRepository(session).list(job.id)
+        rows = IterationRepository(session).list(_service(session, state).require(owner, job_id))
         data = [IterationPublic.model_validate(r) for r in rows]
         return IterationsPublic(data=data, count=len(rows))
 
@@ -104,9 +103,8 @@ async def list_candidates(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CandidatesPublic:
     def read(owner: str, session: Session) -> CandidatesPublic:
-        job = _service(session, state).get(owner, job_id)
         rows, total = CandidateRepository(session).list(
-            job.id,
+            _service(session, state).require(owner, job_id),
             iteration=iteration,
             state=candidate_state,
             sort=sort,
@@ -129,8 +127,8 @@ async def list_events(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> EventsPublic:
     def read(owner: str, session: Session) -> EventsPublic:
-        job = _service(session, state).get(owner, job_id)
-        rows, total = EventRepository(session).list(job.id, limit, offset)
+        checked = _service(session, state).require(owner, job_id)
+        rows, total = EventRepository(session).list(checked, limit, offset)
         data = [EventPublic.model_validate(r) for r in rows]
         return EventsPublic(data=data, count=total)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -72,12 +73,24 @@ def download_model(
     )
 
 
-@router.get("/{job_id}/model/card")
-async def model_card(job_id: str, state: StateDep, key: KeyDep) -> Any:
-    # a polled read: one worker-thread step (api.deps.read_in_one_step)
-    return await read_in_one_step(
+@router.get(
+    "/{job_id}/model/card",
+    response_model=None,
+    responses={
+        200: {
+            "description": "the model card: dataset, preprocessing, members, sparsity, metrics",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def model_card(job_id: str, state: StateDep, key: KeyDep) -> Response:
+    # a polled read: one worker-thread step (api.deps.read_in_one_step). The card is encoded
+    # by orjson, not FastAPI's jsonable_encoder, which walks every value of a card in Python
+    # (a non-finite number becomes null, where the standard encoder would fail the request)
+    card = await read_in_one_step(
         state, key, lambda owner, session: _service(session, state).card(owner, job_id)
     )
+    return Response(orjson.dumps(card), media_type="application/json")
 
 
 @router.post("/{job_id}/predict", response_model=PredictResponse)

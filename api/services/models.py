@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.artifacts import ArtifactStore
-from api.errors import ConflictError, UnprocessableError
+from api.errors import ConflictError, NotFoundError, UnprocessableError
 from api.models import JobState
 from api.services.jobs import JobService
 
@@ -31,11 +31,13 @@ class ModelService:
 
     def model_dir(self, owner: str, job_id: str) -> Path:
         """The job's artifact directory; 409 until the job has succeeded."""
-        job = self.jobs.get(owner, job_id)
-        path = self.store.job_dir(job.id)
-        if job.state != JobState.succeeded or not (path / "model.keras").is_file():
+        state = self.jobs.repo.state_of(owner, job_id)  # the state alone: a polled read
+        if state is None:
+            raise NotFoundError(f"job {job_id!r} not found")
+        path = self.store.job_dir(job_id)
+        if state != JobState.succeeded or not (path / "model.keras").is_file():
             raise ConflictError(
-                f"job {job_id!r} has no model yet (it is {job.state}); models exist once a job "
+                f"job {job_id!r} has no model yet (it is {state}); models exist once a job "
                 "has succeeded"
             )
         return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -101,7 +102,7 @@ def test_readers_and_a_writer_at_once_never_see_a_locked_database(db_url: str) -
         assert len(s.scalars(select(Event)).all()) == 300
 
 
-def test_a_stored_spec_holds_the_epochs_its_data_decided(db_url: str) -> None:
+def test_a_stored_spec_holds_the_epochs_its_data_decided(db_url: str, tmp_path: Path) -> None:
     """Epochs left unset are filled in when the job is created (60 for sequences, 30 for
     tables): the stored spec is the one that runs, resumes and replays, whatever the default
     becomes later; epochs given are kept."""
@@ -115,7 +116,7 @@ def test_a_stored_spec_holds_the_epochs_its_data_decided(db_url: str) -> None:
     factory = make_session_factory(engine)
     try:
         with session_scope(factory) as s:
-            jobs = JobService(s, ArtifactStore("/nonexistent-artifacts"), "in_process")
+            jobs = JobService(s, ArtifactStore(tmp_path / "artifacts"), "in_process")
             seq = jobs.create("o", JobCreate(dataset="mnist1d"))
             table = jobs.create("o", JobCreate(dataset="iris"))
             given = jobs.create("o", JobCreate(dataset="mnist1d", spec=SearchSpec(epochs=5)))
@@ -124,5 +125,39 @@ def test_a_stored_spec_holds_the_epochs_its_data_decided(db_url: str) -> None:
         assert stored[table.id]["epochs"] == 30
         assert stored[given.id]["epochs"] == 5
         assert SearchSpec.from_dict(stored[seq.id]).for_data("sequence").epochs == 60
+    finally:
+        engine.dispose()
+
+
+def test_a_page_gives_the_exact_total_whether_or_not_it_counts(db_url: str) -> None:
+    """A page that is not full gives the total without a count; a full page, or one past the
+    end, counts: every limit and offset gives the rows and total a count would."""
+    from api.repositories import EventRepository
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    try:
+        with session_scope(factory) as s:
+            job = Job(owner="o", builtin_dataset="iris", spec={})
+            s.add(job)
+            s.flush()
+            job_id = job.id
+            for i in range(7):
+                s.add(Event(job_id=job_id, kind="info", message=f"e{i}", data={}))
+        with session_scope(factory) as s:
+            events = EventRepository(s)
+            ids = [e.id for e in events.list(job_id, 100, 0)[0]]
+            assert len(ids) == 7
+            for limit in (1, 3, 7, 8):
+                for offset in (0, 2, 6, 7, 9):
+                    rows, total = events.list(job_id, limit, offset)
+                    assert [e.id for e in rows] == ids[offset : offset + limit]
+                    assert total == 7, (limit, offset)
+                    newest, total = events.latest(job_id, limit, offset)
+                    assert [e.id for e in newest] == ids[::-1][offset : offset + limit]
+                    assert total == 7
+            assert events.list("0" * 32, 5, 0) == ([], 0)
+            assert events.list("0" * 32, 5, 5) == ([], 0)
     finally:
         engine.dispose()
