@@ -174,13 +174,14 @@ class EvaluationSpec(_Model):
         "drop_objective_tolerance (else objective_tolerance) of the model before pruning",
     )
     drop_objective_tolerance: float | None = Field(
-        None,
+        0.0,
         ge=0,
         le=100,
-        description="relative rise in F a member's removal may take; unset, objective_tolerance. "
-        "0 lets the objective decide alone (a member goes only when F, its complexity term "
-        "included, does not rise): measured on MNIST-1D it kept 8-11 members and no more test "
-        "accuracy than the default, with 2-4 times the non-zero parameters",
+        description="relative rise in F a member's removal may take; 0 (the default) lets the "
+        "objective decide alone, as AdaNet's would: a member goes only when F, its complexity "
+        "term included, does not rise; null: objective_tolerance. With objective_tolerance's "
+        "25%, whole 300 s digits jobs fell from 4-5 members to one on validation rows at their "
+        "ceiling, and from 99.4 / 99.7% test to 98.9 / 98.6% (README, evaluation phase)",
     )
     sparsities: list[float] = Field(
         default_factory=lambda: [0.25, 0.5, 0.75, 0.9],

@@ -87,11 +87,11 @@ def test_the_phase_records_every_step_and_keeps_what_it_says(searched) -> None: 
         if step.kept and step.step in ("baseline", "grow_depth", "grow_width"):
             previous = step
     # member pruning: every member dropped one at a time cost no validation accuracy against
-    # the model before pruning, and F stayed within the tolerance of it (drop_objective_tolerance
-    # unset: objective_tolerance's)
+    # the model before pruning, and F did not rise above it (drop_objective_tolerance: 0 by
+    # default, the objective alone decides)
     f_tol = spec.evaluation.objective_tolerance
-    assert spec.evaluation.drop_objective_tolerance is None
-    drop_tol = f_tol
+    assert spec.evaluation.drop_objective_tolerance == 0.0
+    drop_tol = 0.0
     pruned = next(s for s in ev.steps if s.step == "prune_members")
     drop = next((s for s in ev.steps if s.step == "drop_members"), None)
     if pruned.kept and pruned.members == 1:
@@ -128,15 +128,15 @@ def test_members_are_dropped_until_any_further_drop_would_cost_validation_accura
     """Backward elimination on the real search's ensemble, judged by a bench of its own: each
     round's ensemble is what dropping that member and refitting gives, and from the ensemble
     it ends with, every further single drop loses validation accuracy or takes F past the
-    tolerance (the rule stopped because it had to, not early). Run with the default tolerance
-    (objective_tolerance's, 25%) and with none (F may not rise): the default drops at least as
+    tolerance (the rule stopped because it had to, not early). Run with none (F may not rise,
+    the default) and with objective_tolerance's 25% (``null``): the looser one drops at least as
     many."""
     _, data, result = searched
     members = list(result.ensemble.members)
     assert len(members) >= 2, "the fixture's search must give an ensemble to prune"
     by_name = {m.name: m for m in members}
     kept: dict[float, int] = {}
-    for tolerance in (0.0, None):
+    for tolerance in (0.0, None):  # 0: the default; None (null): objective_tolerance's
         spec = SearchSpec.from_dict(
             tiny_spec_dict(
                 epochs=8,
@@ -146,7 +146,7 @@ def test_members_are_dropped_until_any_further_drop_would_cost_validation_accura
                     "cv_folds": 0,
                     "grow": False,
                     "prune_members_threshold": 0.0,  # elimination alone decides
-                    **({"drop_objective_tolerance": tolerance} if tolerance is not None else {}),
+                    "drop_objective_tolerance": tolerance,
                     "sparsities": [0.5],
                     "fine_tune_epochs": 1,
                 },
