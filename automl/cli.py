@@ -181,7 +181,7 @@ class RichProgress:
         self.progress.update(
             self.epoch_task,
             completed=epoch,
-            total=spec.train_epochs,
+            total=spec.epochs,
             description=f"epochs ({spec.name})",
         )
 
