@@ -799,7 +799,9 @@ def check_page(page: Any, url: str, keyboard: bool = True) -> None:
     total = page.evaluate(FOCUSABLE)
     reached: set[str] = set()
     page.evaluate("document.activeElement && document.activeElement.blur()")
-    for _ in range(total + 5):
+    # a live page can redraw a region or a plot during the walk (a running job): the budget
+    # allows the walk to start over; a control that Tab cannot reach is never reached at all
+    for _ in range(3 * total + 20):
         page.keyboard.press("Tab")
         kb = page.evaluate("document.activeElement && document.activeElement.dataset.kb")
         if kb is not None:
