@@ -78,6 +78,13 @@ def test_epochs_left_unset_follow_the_data_and_a_stored_spec_keeps_them() -> Non
     partial = SearchSpec.from_dict({"conv1d": {"filters": [16]}})
     assert (partial.conv1d.dropout.low, partial.conv1d.dropout.high) == (0.3, 0.3)
     assert spec.dense.dropout.low == 0.0 and spec.conv2d.dropout.low == 0.0
+    # conv2d's default kernel (3) and depth (1-3) survive a partial conv2d object too; the
+    # fields given replace only themselves
+    assert spec.conv2d.kernel_size == [3] and spec.conv2d.depth.high == 3
+    image = SearchSpec.from_dict({"conv2d": {"filters": [8]}})
+    assert image.conv2d.kernel_size == [3] and image.conv2d.depth.high == 3
+    assert image.conv2d.filters == [8] and image.conv2d.width == [64, 128]
+    assert SearchSpec.from_dict({"conv2d": {"kernel_size": [5]}}).conv2d.kernel_size == [5]
 
 
 def test_families_follow_the_data_unless_chosen() -> None:
