@@ -93,6 +93,11 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
         "iterations": len(result.iterations),
         "stop_reason": result.stop_reason,
         "evaluation_cuts": plan.get("cuts", []),
+        # the plan's estimate of the phase against the time it had (how close the budget's
+        # estimates run), and the fine-tunes' epochs it chose
+        "evaluation_estimate_s": plan.get("estimate_s"),
+        "evaluation_time_left_s": plan.get("time_left_s"),
+        "fine_tune_epochs": plan.get("fine_tune_epochs"),
         "sparsity": report["evaluation"]["sparsity"] if report.get("evaluation") else 0.0,
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "search_s": round(search_s, 1),

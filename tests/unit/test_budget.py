@@ -88,6 +88,17 @@ def test_time_to_spare_lengthens_the_fine_tunes_within_four_fifths_of_it() -> No
     cut_cv = plan_evaluation(filling, timing, 3, short)
     assert cut_cv.cv_folds == 0 and cut_cv.cuts and cut_cv.fine_tune_epochs > 2
     assert cut_cv.estimate_s <= 0.8 * short
+    # nor do the grow rules cut (the search keeps no time for them); a sparsity level cut does
+    no_grow = estimate_evaluation(timing, 3, 0, True, 4, 10, 2) - 0.1
+    cut_grow = plan_evaluation(filling, timing, 3, no_grow)
+    assert not cut_grow.grow and cut_grow.sparsities == FULL["sparsities"]
+    assert cut_grow.fine_tune_epochs > 2 and cut_grow.estimate_s <= 0.8 * no_grow
+    cut_level = plan_evaluation(
+        filling, timing, 3, estimate_evaluation(timing, 3, 0, False, 4, 10, 2) - 0.1
+    )
+    assert len(cut_level.sparsities) < 4 and cut_level.fine_tune_epochs == 2
+    # outside a budget-filling search a grow cut still stops it
+    assert plan_evaluation(spec, timing, 3, no_grow).fine_tune_epochs == 2
     assert plan_evaluation(spec, timing, 3, short).fine_tune_epochs == 2  # not filling
     off = _spec(extend_fine_tune=False)
     assert plan_evaluation(off, timing, 3, 100 * full).fine_tune_epochs == 2
