@@ -164,14 +164,14 @@ def may_start_iteration(
             # that shrink the model (every sparsity level); cross-validation and the grow
             # rules get what is left
             tail += essential_evaluation(
-                timing, members_after, spec.train_epochs, ev.fine_tune_epochs, ev
+                timing, members_after, spec.train_epochs, ev.tune_epochs, ev
             )
         else:
             tail += smallest_evaluation(
                 timing,
                 members_after,
                 spec.train_epochs,
-                ev.fine_tune_epochs,
+                ev.tune_epochs,
                 bool(getattr(ev, "refit", False)),
             )
     if after + tail <= budget_s:
@@ -198,7 +198,7 @@ def plan_evaluation(
     folds = ev.cv_folds if ev.cv_folds >= 2 else 0
     grow = bool(ev.grow)
     levels = list(ev.sparsities)
-    tune_epochs = ev.fine_tune_epochs
+    tune_epochs = ev.tune_epochs
     if time_left_s is None or timing is None:
         return EvaluationPlan(folds, grow, levels, 0.0, time_left_s, fine_tune_epochs=tune_epochs)
 
@@ -272,7 +272,7 @@ def plan_evaluation(
         # time to spare (a search that stopped by its own rule before the budget): longer
         # fine-tunes, up to a candidate's epochs, with a fifth of the time left kept in hand
         # (estimates run short); pruned members recover more of what the mask cost them
-        most = max(ev.fine_tune_epochs, spec.train_epochs)
+        most = max(ev.tune_epochs, spec.train_epochs)
         before = tune_epochs
         while tune_epochs < most:
             tune_epochs += 1

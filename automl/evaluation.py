@@ -592,7 +592,7 @@ def evaluate(
     tune_epochs = (
         plan.fine_tune_epochs
         if plan is not None and plan.fine_tune_epochs is not None
-        else ev.fine_tune_epochs
+        else ev.tune_epochs
     )
     deadline = (
         started + plan.time_left_s if plan is not None and plan.time_left_s is not None else None
@@ -756,7 +756,13 @@ def evaluate(
         if keep_idx and len(keep_idx) < len(members):
             trial = [members[i] for i in keep_idx]
             trial_fit = bench.fit(trial)
-            keep = trial_fit.objective <= fit.objective + OBJECTIVE_TOL
+            trial_metrics = bench.val_metrics(trial, trial_fit)
+            # as backward elimination's rule: F may not rise and the validation metric may not
+            # fall. F alone barely moves for a member of small weight (its loss share and its
+            # complexity term are both small), yet its logits can still tip close rows
+            keep = trial_fit.objective <= fit.objective + OBJECTIVE_TOL and not bench.better(
+                current_metrics, trial_metrics
+            )
             dropped = [members[i].name for i in range(len(members)) if i not in keep_idx]
             record(
                 bench.step(
@@ -766,11 +772,12 @@ def evaluate(
                     trial,
                     trial_fit,
                     dropped=dropped,
+                    metric=bench.metric,
+                    reference=current_metrics[bench.metric],
                 )
             )
             if keep:
-                members, fit = trial, trial_fit
-                current_metrics = bench.val_metrics(members, fit)
+                members, fit, current_metrics = trial, trial_fit, trial_metrics
         else:
             record(
                 bench.step(

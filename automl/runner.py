@@ -111,10 +111,12 @@ def architecture_record(
     ensemble: FinalEnsemble,
     sparsity: float = 0.0,
     pruned: dict[str, int] | None = None,
+    fine_tune_epochs: int | None = None,
 ) -> dict[str, Any]:
     """Everything replay needs to rebuild and retrain the same ensemble without searching:
     the final members (after grow rules and member pruning), the epoch after which successive
-    halving stopped a member (``pruned``), and the weight sparsity kept."""
+    halving stopped a member (``pruned``), the weight sparsity kept and the fine-tunes' epochs
+    (the plan's: a time budget may have lengthened them)."""
     members = []
     for m in ensemble.members:
         rec = m.to_record()
@@ -139,6 +141,9 @@ def architecture_record(
             "bias": np.asarray(ensemble.fit.bias).tolist(),
             "objective": ensemble.fit.objective,
             "weight_sparsity": sparsity,
+            "fine_tune_epochs": (
+                spec.evaluation.tune_epochs if fine_tune_epochs is None else fine_tune_epochs
+            ),
         },
     }
 
@@ -341,9 +346,10 @@ def finish(
             for c in it.candidates
             if c.stop_reason == "pruned"
         }
+        tune_epochs = plan.fine_tune_epochs if plan is not None else None
         write_json(
             path / "architecture.json",
-            architecture_record(spec, data, ensemble, sparsity, pruned),
+            architecture_record(spec, data, ensemble, sparsity, pruned, tune_epochs),
         )
         write_json(path / "preprocessing.json", info)
         write_json(path / "model_card.json", model_card(report, info))
@@ -417,14 +423,13 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
         members.append(member_from_result(res, measure))
         logits.append((res.logits_train, res.logits_val))
     sparsity = float(record["ensemble"].get("weight_sparsity", 0.0))
+    # records before the fine-tunes' epochs were kept: the spec's
+    tune_epochs = int(record["ensemble"].get("fine_tune_epochs") or spec.evaluation.tune_epochs)
     if sparsity > 0:
         # the evaluation phase kept this sparsity: prune and fine-tune the same way
         from automl.evaluation import fine_tune_pruned
 
-        members = [
-            fine_tune_pruned(m, data, sparsity, spec.evaluation.fine_tune_epochs)[0]
-            for m in members
-        ]
+        members = [fine_tune_pruned(m, data, sparsity, tune_epochs)[0] for m in members]
         logits = [member_logits(m, data) for m in members]
     fit = SelectionFit(spec, data)(members, logits)
     info = data_info(data)
@@ -468,7 +473,7 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
         }
         write_json(
             path / "architecture.json",
-            architecture_record(spec, data, ensemble, sparsity, pruned),
+            architecture_record(spec, data, ensemble, sparsity, pruned, tune_epochs),
         )
         write_json(path / "report.json", report)
     return RunOutcome(None, model, report, path)

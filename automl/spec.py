@@ -37,6 +37,9 @@ DEFAULT_MAX_ITERATIONS = 5
 # epochs per candidate when the spec leaves them unset: sequences get more (``for_data``)
 DEFAULT_EPOCHS = 30
 SEQUENCE_EPOCHS = 60
+# epochs of each pruned member's fine-tune when unset: sequences get more (``for_data``)
+DEFAULT_FINE_TUNE_EPOCHS = 3
+SEQUENCE_FINE_TUNE_EPOCHS = 8
 MAX_ITERATIONS = 100
 
 
@@ -191,7 +194,17 @@ class EvaluationSpec(_Model):
         description="target fractions of zero weights to try, by magnitude; each level "
         "starts from the level before it, fine-tuned (gradual pruning)",
     )
-    fine_tune_epochs: int = Field(3, ge=0, le=100)
+    fine_tune_epochs: int | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description=f"epochs of each pruned member's fine-tune (with a time budget, the phase "
+        f"may lengthen them: extend_fine_tune); unset: {SEQUENCE_FINE_TUNE_EPOCHS} for sequence "
+        f"data, {DEFAULT_FINE_TUNE_EPOCHS} otherwise (the job's stored spec holds the number "
+        "used). On MNIST-1D (600 s jobs, seeds 0-2) 8 epochs gave 98.47% mean test accuracy "
+        "against 98.23% with 3; on digits (300 s) 98.89% against 98.98% (README, search "
+        "quality)",
+    )
     refit: bool = Field(
         False,
         description="last, fine-tune the final members (their zeros held) on the training and "
@@ -227,6 +240,11 @@ class EvaluationSpec(_Model):
     grow: bool = Field(
         True, description="try one more layer and twice the width on the last member"
     )
+
+    @property
+    def tune_epochs(self) -> int:
+        """Epochs per fine-tune; a spec not yet resolved by ``for_data`` gets the default."""
+        return DEFAULT_FINE_TUNE_EPOCHS if self.fine_tune_epochs is None else self.fine_tune_epochs
 
     @field_validator("sparsities")
     @classmethod
@@ -473,13 +491,19 @@ class SearchSpec(_Model):
 
     # ---- resolution against a dataset --------------------------------------------------------
     def for_data(self, data_kind: str) -> SearchSpec:
-        """This spec with what depends on the data filled in: ``epochs`` when unset (more for
-        sequences, whose conv1d members kept improving past 30 epochs on MNIST-1D). The same
-        spec when nothing is left to fill, so resolving twice changes nothing."""
-        if self.epochs is not None:
-            return self
-        epochs = SEQUENCE_EPOCHS if data_kind == "sequence" else DEFAULT_EPOCHS
-        return self.model_copy(update={"epochs": epochs})
+        """This spec with what depends on the data filled in: ``epochs`` and the evaluation's
+        ``fine_tune_epochs`` when unset (more for sequences, whose conv1d members kept
+        improving past 30 epochs on MNIST-1D, and whose pruned members recovered more with
+        longer fine-tunes). The same spec when nothing is left to fill, so resolving twice
+        changes nothing."""
+        sequence = data_kind == "sequence"
+        update: dict[str, Any] = {}
+        if self.epochs is None:
+            update["epochs"] = SEQUENCE_EPOCHS if sequence else DEFAULT_EPOCHS
+        if self.evaluation.fine_tune_epochs is None:
+            tune = SEQUENCE_FINE_TUNE_EPOCHS if sequence else DEFAULT_FINE_TUNE_EPOCHS
+            update["evaluation"] = self.evaluation.model_copy(update={"fine_tune_epochs": tune})
+        return self.model_copy(update=update) if update else self
 
     @property
     def train_epochs(self) -> int:

@@ -48,6 +48,11 @@ def test_tiny_digits_search_writes_a_complete_report(digits_run) -> None:  # typ
     out, proc = digits_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "model.keras").is_file() and (out / "architecture.json").is_file()
+    # replay fine-tunes pruned members for as many epochs as the phase did (image data: 3)
+    arch = json.loads((out / "architecture.json").read_text())
+    assert (
+        arch["ensemble"]["fine_tune_epochs"] == 3 == arch["spec"]["evaluation"]["fine_tune_epochs"]
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["dataset"] == "digits" and report["task"] == "classification"
     assert report["seed"] == 3 and report["wall_s"] > 0

@@ -122,7 +122,9 @@ def test_a_stored_spec_holds_the_epochs_its_data_decided(db_url: str, tmp_path: 
             given = jobs.create("o", JobCreate(dataset="mnist1d", spec=SearchSpec(epochs=5)))
             stored = {j.id: j.spec for j in (seq, table, given)}
         assert stored[seq.id]["epochs"] == 60 and stored[seq.id]["starting_configurations"]
+        assert stored[seq.id]["evaluation"]["fine_tune_epochs"] == 8
         assert stored[table.id]["epochs"] == 30
+        assert stored[table.id]["evaluation"]["fine_tune_epochs"] == 3
         assert stored[given.id]["epochs"] == 5
         assert SearchSpec.from_dict(stored[seq.id]).for_data("sequence").epochs == 60
     finally:

@@ -179,6 +179,49 @@ def test_members_are_dropped_until_any_further_drop_would_cost_validation_accura
     assert kept[0.25] <= kept[0.0], kept
 
 
+def test_the_threshold_drops_members_only_when_f_and_the_validation_metric_allow(
+    searched: tuple[SearchSpec, PreparedData, SearchResult],
+) -> None:
+    """A threshold between the members' |w|₁ drops all but the largest; the step is kept
+    exactly when the refitted rest has F no higher and validation accuracy no lower than the
+    ensemble before it, and a kept step's members are the phase's members after it."""
+    _, data, result = searched
+    members = list(result.ensemble.members)
+    assert len(members) >= 2, "the fixture's search must give an ensemble to prune"
+    plain = SearchSpec.from_dict(tiny_spec_dict(epochs=8, seed=3))
+    l1 = _Bench(plain, data).fit(members).l1_per_member()
+    spec = SearchSpec.from_dict(
+        tiny_spec_dict(
+            epochs=8,
+            seed=3,
+            dense={"batch_norm": [False], "width": [64]},
+            evaluation={
+                "cv_folds": 0,
+                "grow": False,
+                "prune_members_threshold": max(l1),
+                "drop_members": False,
+                "sparsities": [0.5],
+                "fine_tune_epochs": 1,
+            },
+        )
+    )
+    ev = evaluate(spec, data, result.ensemble)
+    step = next(s for s in ev.steps if s.step == "prune_members")
+    judge = _Bench(spec, data)
+    fit = judge.fit(members)
+    biggest = members[int(np.argmax(l1))]
+    assert step.details["dropped"] == [m.name for m in members if m is not biggest]
+    rest_fit = judge.fit([biggest])
+    rest = judge.val_metrics([biggest], rest_fit)["accuracy"]
+    before = judge.val_metrics(members, fit)["accuracy"]
+    assert step.details["reference"] == pytest.approx(before)
+    assert step.validation_metrics["accuracy"] == pytest.approx(rest)
+    assert step.kept == (rest_fit.objective <= fit.objective + 1e-9 and rest >= before)
+    assert [m.name for m in ev.members] == (
+        [biggest.name] if step.kept else [m.name for m in members]
+    )
+
+
 class _Starts(InProcessExecutor):
     """The in-process executor, keeping the weights each training started from and ended
     with."""

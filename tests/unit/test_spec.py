@@ -73,6 +73,17 @@ def test_epochs_left_unset_follow_the_data_and_a_stored_spec_keeps_them() -> Non
     resolved = SearchSpec.from_dict(spec.for_data("sequence").to_dict())
     assert resolved.epochs == 60 and resolved.for_data("table").epochs == 60
     assert SearchSpec(epochs=5).for_data("sequence").epochs == 5
+    # the pruned members' fine-tunes the same way: 8 epochs for sequences, 3 otherwise, and
+    # a number given or stored stays
+    assert spec.evaluation.fine_tune_epochs is None and spec.evaluation.tune_epochs == 3
+    assert spec.for_data("sequence").evaluation.fine_tune_epochs == 8
+    assert spec.for_data("image").evaluation.fine_tune_epochs == 3
+    assert resolved.evaluation.fine_tune_epochs == 8
+    assert resolved.for_data("table").evaluation.fine_tune_epochs == 8
+    given = SearchSpec.from_dict({"evaluation": {"fine_tune_epochs": 0}})
+    assert given.for_data("sequence").evaluation.fine_tune_epochs == 0
+    assert given.for_data("sequence").evaluation.cv_folds == given.evaluation.cv_folds
+    assert given.for_data("sequence").epochs == 60
     # conv1d's default space fixes dropout at 0.3, also when other conv1d fields are given
     assert (spec.conv1d.dropout.low, spec.conv1d.dropout.high) == (0.3, 0.3)
     partial = SearchSpec.from_dict({"conv1d": {"filters": [16]}})
