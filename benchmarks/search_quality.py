@@ -70,6 +70,7 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
         outcome = finish(result, Path(out), executor=exe, training_store=store)
     wall = time.perf_counter() - started
     searched = search_test_accuracy(result)  # after the wall time: not part of the job
+    uniform = uniform_test_accuracy(result)
     report = outcome.report
     plan = (report.get("budget") or {}).get("evaluation_plan") or {}
     acc = report["test_metrics"]["accuracy"]
@@ -86,6 +87,9 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
         "best_member_test_accuracy": round(best, 4),
         # the search's ensemble before the evaluation phase: what the phase changed
         "search_test_accuracy": searched,
+        # the same members averaged with equal weights (AdaNet's MeanEnsembler) instead of the
+        # mixture weights fitted on the validation rows: what the fitted weights add or cost
+        "search_uniform_test_accuracy": uniform,
         "ensemble_ge_best_member": acc >= best,
         "members": len(report["ensemble"]["members"]),
         "params": report["ensemble"]["params"],
@@ -150,6 +154,26 @@ def search_test_accuracy(result: object) -> float:
         result.spec.mixture_weight_type,  # type: ignore[attr-defined]
     )
     return round(float(evaluate_model(model, data)["accuracy"]), 4)
+
+
+def uniform_test_accuracy(result: object) -> float | None:
+    """Test accuracy of the search's members averaged with equal weights (the mean of their
+    class probabilities); None for regression."""
+    import numpy as np
+
+    from automl.model import build_member_model, data_info
+
+    ensemble, data = result.ensemble, result.data  # type: ignore[attr-defined]
+    if data.task != "classification":
+        return None
+    info = data_info(data)
+    probs = []
+    for m in ensemble.members:
+        logits = np.asarray(build_member_model(m, info).predict(data.x_test, verbose=0))
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs.append(e / e.sum(axis=1, keepdims=True))
+    pred = np.mean(probs, axis=0).argmax(axis=1)
+    return round(float(np.mean(pred == np.asarray(data.y_test))), 4)
 
 
 def refit_pair(result: object, exe: object, store: object) -> dict:
