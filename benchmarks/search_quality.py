@@ -157,8 +157,9 @@ def search_test_accuracy(result: object) -> float:
 
 
 def uniform_test_accuracy(result: object) -> float | None:
-    """Test accuracy of the search's members averaged with equal weights (the mean of their
-    class probabilities); None for regression."""
+    """Test accuracy of the search's members averaged with equal weights: the mean of their
+    logits (AdaNet's MeanEnsembler; an ensemble model with every mixture weight 1/n and no
+    bias); None for regression."""
     import numpy as np
 
     from automl.model import build_member_model, data_info
@@ -167,12 +168,11 @@ def uniform_test_accuracy(result: object) -> float | None:
     if data.task != "classification":
         return None
     info = data_info(data)
-    probs = []
-    for m in ensemble.members:
-        logits = np.asarray(build_member_model(m, info).predict(data.x_test, verbose=0))
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs.append(e / e.sum(axis=1, keepdims=True))
-    pred = np.mean(probs, axis=0).argmax(axis=1)
+    logits = [
+        np.asarray(build_member_model(m, info).predict(data.x_test, verbose=0))
+        for m in ensemble.members
+    ]
+    pred = np.mean(logits, axis=0).argmax(axis=1)
     return round(float(np.mean(pred == np.asarray(data.y_test))), 4)
 
 
