@@ -24,7 +24,8 @@ from automl.training import build_subnetwork
 
 @keras.saving.register_keras_serializable(package="automl")
 class MixtureWeights(keras.layers.Layer):
-    """Combines member outputs: f(x) = Σ_j w_j·h_j(x) + b, w_j scalar or one per output."""
+    """Combines member outputs: f(x) = Σ_j w_j·h_j(x) + b, w_j scalar (``scalar``, and
+    ``mean`` with every w_j = 1/k) or one per output (``vector``)."""
 
     def __init__(self, n_members: int, n_outputs: int, weight_type: str = "scalar", **kwargs: Any):
         super().__init__(**kwargs)
@@ -34,7 +35,7 @@ class MixtureWeights(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         shape = (
-            (self.n_members,) if self.weight_type == "scalar" else (self.n_members, self.n_outputs)
+            (self.n_members, self.n_outputs) if self.weight_type == "vector" else (self.n_members,)
         )
         self.mixture = self.add_weight(name="mixture", shape=shape, initializer="zeros")
         self.bias = self.add_weight(name="bias", shape=(self.n_outputs,), initializer="zeros")
@@ -43,9 +44,9 @@ class MixtureWeights(keras.layers.Layer):
         stacked = keras.ops.stack(list(inputs), axis=1)  # (batch, k, C)
         w = self.mixture
         w = (
-            keras.ops.reshape(w, (1, self.n_members, 1))
-            if self.weight_type == "scalar"
-            else (keras.ops.expand_dims(w, 0))
+            keras.ops.expand_dims(w, 0)
+            if self.weight_type == "vector"
+            else keras.ops.reshape(w, (1, self.n_members, 1))
         )
         return keras.ops.sum(stacked * w, axis=1) + self.bias
 

@@ -358,7 +358,12 @@ class SearchSpec(_Model):
     lambda_: float = Field(0.01, alias="lambda", ge=0, le=100)
     beta: float = Field(0.001, ge=0, le=100)
     complexity_measure: str = "sqrt_depth"
-    mixture_weight_type: Literal["scalar", "vector"] = "scalar"
+    mixture_weight_type: Literal["scalar", "vector", "mean"] = Field(
+        "scalar",
+        description="scalar: one fitted weight per member; vector: one per member and output; "
+        "mean: every member weighted 1/k, not fitted (adanet's MeanEnsembler), F still counts "
+        "the members' complexity at those weights",
+    )
     mixture_nonnegative: bool = Field(
         True,
         description="keep mixture weights ≥ 0: on few selection rows a negative weight on a "

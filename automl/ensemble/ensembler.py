@@ -60,7 +60,9 @@ def complexity_term(weights: np.ndarray, coefficients: np.ndarray) -> float:
 
 
 class ComplexityRegularizedEnsembler(Ensembler):
-    """Scalar (one weight per member) or vector (one per member and output) mixture weights.
+    """Scalar (one weight per member) or vector (one per member and output) mixture weights,
+    or ``mean``: every weight held at 1/k (adanet's MeanEnsembler), only the bias (when
+    learnt) fitted; F counts the complexity term at those weights.
 
     Args:
         task: ``classification`` (softmax cross-entropy) or ``regression`` (squared error).
@@ -75,7 +77,7 @@ class ComplexityRegularizedEnsembler(Ensembler):
     def __init__(
         self,
         task: str,
-        weight_type: Literal["scalar", "vector"] = "scalar",
+        weight_type: Literal["scalar", "vector", "mean"] = "scalar",
         use_bias: bool = False,
         nonnegative: bool = False,
         max_iter: int = 200,
@@ -99,13 +101,14 @@ class ComplexityRegularizedEnsembler(Ensembler):
         coefficients = np.asarray(coefficients, dtype=np.float64)
         sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
         sw = sw / sw.sum()
-        wshape = (k,) if self.weight_type == "scalar" else (k, c)
+        wshape = (k, c) if self.weight_type == "vector" else (k,)
         nw = int(np.prod(wshape)) if k else 0
-        if init_weights is None:
+        mean = self.weight_type == "mean"
+        if init_weights is None or mean:
             init_weights = np.full(wshape, 1.0 / max(k, 1))
         w0 = np.asarray(init_weights, np.float64).reshape(wshape) if k else np.zeros(wshape)
         coef_full = (
-            coefficients if self.weight_type == "scalar" else np.repeat(coefficients, c)
+            np.repeat(coefficients, c) if self.weight_type == "vector" else coefficients
         ).reshape(-1)
         onehot = None
         if self.task == "classification":
@@ -133,7 +136,7 @@ class ComplexityRegularizedEnsembler(Ensembler):
                 dz[:, 0] = 2 * sw * r
             if k:
                 gw_full = np.einsum("nc,nkc->kc", dz, L)
-                gw = gw_full.sum(axis=1) if self.weight_type == "scalar" else gw_full
+                gw = gw_full if self.weight_type == "vector" else gw_full.sum(axis=1)
                 gw = gw.reshape(-1)
             else:
                 gw = np.zeros(0)
@@ -146,9 +149,11 @@ class ComplexityRegularizedEnsembler(Ensembler):
             [np.clip(w0, 0, None).reshape(-1), np.clip(-w0, 0, None).reshape(-1), np.zeros(c)]
         )
         free_bias = self.use_bias or k == 0
-        negative_part = (0.0, 0.0) if self.nonnegative else (0.0, None)
+        negative_part = (0.0, 0.0) if self.nonnegative or mean else (0.0, None)
+        # mean: each weight's positive part held at 1/k, so only a learnt bias moves
+        positive_part = (1.0 / max(k, 1), 1.0 / max(k, 1)) if mean else (0.0, None)
         bounds = (
-            [(0.0, None)] * nw
+            [positive_part] * nw
             + [negative_part] * nw
             + [(None, None) if free_bias else (0.0, 0.0)] * c
         )

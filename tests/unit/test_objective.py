@@ -127,3 +127,29 @@ def test_nonnegative_weights_refuse_to_subtract_a_member() -> None:
     held = ComplexityRegularizedEnsembler("classification", nonnegative=True).fit(logits, y, coef)
     assert held.weights.min() >= 0.0
     assert held.loss > free.loss
+
+
+def test_mean_weights_are_one_over_k_and_f_counts_them() -> None:
+    """``mean`` (adanet's MeanEnsembler): the weights stay 1/k however useless a member is, the
+    bias moves only when learnt, and F is the averaged logits' loss plus the complexity term at
+    1/k."""
+    logits, y = _members()
+    coef = np.array([0.05, 0.2])
+    fit = ComplexityRegularizedEnsembler("classification", "mean").fit(logits, y, coef)
+    np.testing.assert_allclose(fit.weights, [0.5, 0.5])
+    assert np.all(fit.bias == 0)
+    averaged = logits.mean(axis=1)
+    assert fit.loss == pytest.approx(task_loss(averaged, y, "classification"), rel=1e-6)
+    assert fit.complexity == pytest.approx(0.5 * 0.05 + 0.5 * 0.2)
+    assert fit.objective == pytest.approx(fit.loss + fit.complexity)
+    # a fitted scalar mixture turns the useless member down; the mean cannot
+    scalar = ComplexityRegularizedEnsembler("classification", "scalar").fit(logits, y, coef)
+    assert scalar.weights[1] < 0.5 and scalar.objective < fit.objective
+    shifted = logits + np.array([0.0, 0.0, 4.0])
+    biased = ComplexityRegularizedEnsembler("classification", "mean", use_bias=True).fit(
+        shifted, y, coef
+    )
+    np.testing.assert_allclose(biased.weights, [0.5, 0.5])
+    assert biased.bias[2] < biased.bias[0] - 1.0
+    one = ComplexityRegularizedEnsembler("classification", "mean").fit(logits[:, :1], y, coef[:1])
+    np.testing.assert_allclose(one.weights, [1.0])
