@@ -24,8 +24,6 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 BACKENDS = ["sqlite", "postgresql"]
 
-# the smallest job that runs every phase: two iterations of two 2-epoch candidates, then one
-# sparsity level of the evaluation phase
 # digits, 3 iterations that always grow, no evaluation phase: a job long enough to stop in the
 # middle of (iteration 0 stored, iteration 1 training) and to check what a restart trains again
 THREE_ITERATIONS: dict[str, Any] = {
@@ -38,6 +36,8 @@ THREE_ITERATIONS: dict[str, Any] = {
     "evaluation": {"enabled": False},
 }
 
+# the smallest job that runs every phase: two iterations of two 2-epoch candidates, then one
+# sparsity level of the evaluation phase
 TINY: dict[str, Any] = {
     "max_iterations": 2,
     "candidates_per_iteration": 2,

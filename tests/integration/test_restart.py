@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import start_server, stop_server, wait_for
+from tests.integration.conftest import THREE_ITERATIONS, start_server, stop_server, wait_for
 
 
 def m_start(message: str) -> bool:
@@ -22,14 +22,8 @@ def test_kill_9_mid_job_then_restart_finishes_the_job(
 ) -> None:
     server, name = start_server(tmp_path, backend, request)
     try:
-        spec = {
-            "max_iterations": 3,
-            "candidates_per_iteration": 2,
-            "epochs": 4,
-            "seed": 21,
-            "batch_size": [64],
-            "force_grow": True,
-        }
+        # the search's restart is what is tested (the evaluation phase's: test_faults.py)
+        spec = {**THREE_ITERATIONS, "seed": 21}
         with server.client() as c:
             job = c.post("/api/v1/jobs", json={"dataset": "digits", "spec": spec}).json()
             # kill once iteration 0 is stored and iteration 1 is training
