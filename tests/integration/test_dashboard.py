@@ -722,6 +722,15 @@ def test_cancel_resume_and_delete_from_the_buttons_while_it_runs(
     page.wait_for_url("**/jobs?notice=deleted")
     expect(page.locator(f"tr[data-job-id='{job['id']}']")).to_have_count(0)
     assert browsing.dialogs == ["Delete this job, its candidates and its model?"]
+    # the job's own page may still have been reloading itself (its state had just changed) when
+    # the delete landed: that reload is a 404 for the deleted job, which the test caused; any
+    # other error, or a 404 for anything else, still fails
+    gone = f"/jobs/{job['id']}"
+    browsing.console_errors = [
+        e
+        for e in browsing.console_errors
+        if not (e.split(": ", 1)[0].split("?")[0].endswith(gone) and "status of 404" in e)
+    ]
     browsing.assert_clean()
 
 

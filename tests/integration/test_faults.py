@@ -569,7 +569,15 @@ def test_out_of_memory_and_never_ending_candidates_fail_with_their_kind_and_the_
         "evaluation": {"enabled": False},
     }
     server, name = start_server(
-        tmp_path, "sqlite", request, TF_MKL_ALLOC_MAX_BYTES=str(TF_TENSOR_MEMORY_CAP), **IN_PROCESS
+        tmp_path,
+        "sqlite",
+        request,
+        TF_MKL_ALLOC_MAX_BYTES=str(TF_TENSOR_MEMORY_CAP),
+        # the cap is the oneDNN allocator's: TensorFlow turns oneDNN on by itself only on some
+        # CPUs (on an AMD EPYC with AVX2 it stayed off, no allocation was refused, and the
+        # candidate ran into the timeout instead)
+        TF_ENABLE_ONEDNN_OPTS="1",
+        **IN_PROCESS,
     )
     try:
         with server.client() as c:
