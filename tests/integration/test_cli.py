@@ -25,7 +25,13 @@ def automl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[s
 def digits_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, subprocess.CompletedProcess]:
-    out = tmp_path_factory.mktemp("cli") / "digits"
+    # a one-level evaluation phase (no CV folds, no grow rules, one sparsity): the default
+    # phase's steps are the engine's (test_evaluation) and the Ray executor's (test_ray_executor)
+    # to test; here it is what the CLI writes and how replay rebuilds it
+    base = tmp_path_factory.mktemp("cli")
+    spec = base / "spec.json"
+    spec.write_text(json.dumps({"evaluation": {"cv_folds": 0, "grow": False, "sparsities": [0.5]}}))
+    out = base / "digits"
     proc = automl(
         "search",
         "--dataset",
@@ -38,6 +44,8 @@ def digits_run(
         "2",
         "--seed",
         "3",
+        "--spec",
+        str(spec),
         "--out",
         str(out),
     )
