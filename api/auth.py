@@ -8,12 +8,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from api.db import session_scope
-from api.models import ApiKey, utcnow
+from api.models import ApiKey, Job, utcnow
 from api.repositories import ApiKeyRepository
 
 KEY_PREFIX = "aml_"
@@ -81,6 +81,29 @@ def key_in_session(session: Session, key: str) -> KeyUse | None:
     if row is None or not matches(row.key_hash, key):
         return None
     return KeyUse(int(row.id), str(row.owner), row.last_used_at)
+
+
+def key_and_job_in_session(
+    session: Session, key: str, job_id: str, whole: bool = False
+) -> tuple[KeyUse | None, Job | None]:
+    """The valid key ``key`` and, in the same statement, the job ``job_id`` if its owner is
+    the key's (None otherwise: no such job, or another owner's). The job is loaded whole with
+    ``whole``, else its id and state only. One round trip where :func:`key_in_session` and a
+    job lookup take two: the job-scoped reads a dashboard polls (a job, its iterations,
+    candidates and events) start with both, and on a busy core each statement's own cost
+    (SQLAlchemy's compile cache, the driver, the GIL) is a good part of a read's."""
+    q = (
+        select(ApiKey.id, ApiKey.owner, ApiKey.key_hash, ApiKey.last_used_at, Job)
+        .select_from(ApiKey)
+        .outerjoin(Job, and_(Job.id == job_id, Job.owner == ApiKey.owner))
+        .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked.is_(False))
+    )
+    if not whole:
+        q = q.options(load_only(Job.id, Job.state, raiseload=True))
+    row = session.execute(q).first()
+    if row is None or not matches(row.key_hash, key):
+        return None, None
+    return KeyUse(int(row.id), str(row.owner), row.last_used_at), row.Job
 
 
 def note_use(factory: sessionmaker[Session], use: KeyUse) -> None:

@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.artifacts import ArtifactStore
-from api.auth import KeyUse, key_in_session, note_use, owner_for_key
+from api.auth import KeyUse, key_and_job_in_session, key_in_session, note_use, owner_for_key
 from api.db import retry_on_disconnect, session_scope
-from api.errors import UnauthorizedError
+from api.errors import NotFoundError, UnauthorizedError
 from api.metrics import Metrics
+from api.models import Job
 from api.repositories import ApiKeyRepository
 from api.settings import Settings
 from api.web.session import SESSION_COOKIE, SessionCodec, SignInRequiredError, load_secret
@@ -112,23 +113,56 @@ async def read_in_one_step(state: AppState, key: str, read: Callable[[str, Sessi
     PostgreSQL the read runs on the read pool (``api.db.make_read_engine``: autocommit, no
     ping), and again once if its connection turns out closed by the server.
     """
+
+    def checked(session: Session, seen: list[KeyUse]) -> T:
+        use = key_in_session(session, key)
+        if use is None:
+            raise UnauthorizedError(UNKNOWN_KEY)
+        seen.append(use)
+        return read(use.owner, session)
+
+    return await _in_one_step(state, checked)
+
+
+async def read_job_in_one_step(
+    state: AppState, key: str, job_id: str, read: Callable[[Job, Session], T], whole: bool = False
+) -> T:
+    """:func:`read_in_one_step` for a read about one job: the key and the job's ownership are
+    checked by one statement (``api.auth.key_and_job_in_session``), then ``read(job,
+    session)`` runs. An unknown or revoked key is a 401 whatever the job; a job that is not
+    the key owner's is a 404. ``job`` is loaded whole with ``whole``, else its id and state
+    only (reading another column raises)."""
+
+    def checked(session: Session, seen: list[KeyUse]) -> T:
+        use, job = key_and_job_in_session(session, key, job_id, whole)
+        if use is None:
+            raise UnauthorizedError(UNKNOWN_KEY)
+        seen.append(use)
+        if job is None:
+            raise NotFoundError(f"job {job_id!r} not found")
+        return read(job, session)
+
+    return await _in_one_step(state, checked)
+
+
+async def _in_one_step(state: AppState, checked: Callable[[Session, list[KeyUse]], T]) -> T:
+    """Run ``checked(session, seen)`` in one worker-thread step, in a read transaction (again
+    once if its pooled connection was closed by the server). The valid key it appends to
+    ``seen`` has its use noted after that transaction ends, whatever the read's outcome."""
     factory = state.read_factory or state.factory
-    use: KeyUse | None = None
+    seen: list[KeyUse] = []
 
     def attempt() -> T:
-        nonlocal use
+        seen.clear()
         with session_scope(factory) as session:
-            use = key_in_session(session, key)
-            if use is None:
-                raise UnauthorizedError(UNKNOWN_KEY)
-            return read(use.owner, session)
+            return checked(session, seen)
 
     def work() -> T:
         try:
             return retry_on_disconnect(attempt)
         finally:
-            if use is not None:
-                note_use(state.factory, use)
+            if seen:
+                note_use(state.factory, seen[-1])
 
     return await run_in_threadpool(work)
 

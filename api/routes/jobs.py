@@ -5,7 +5,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from api.deps import KeyDep, OwnerDep, SessionDep, StateDep, read_in_one_step
+from api.deps import (
+    KeyDep,
+    OwnerDep,
+    SessionDep,
+    StateDep,
+    read_in_one_step,
+    read_job_in_one_step,
+)
+from api.models import Job
 from api.repositories import CandidateRepository, EventRepository, IterationRepository
 from api.schemas import (
     CandidatePublic,
@@ -55,10 +63,10 @@ async def list_jobs(
 
 @router.get("/{job_id}", response_model=JobPublic)
 async def get_job(job_id: str, state: StateDep, key: KeyDep) -> JobPublic:
-    def read(owner: str, session: Session) -> JobPublic:
-        return job_public(_service(session, state).get(owner, job_id))
-
-    return await read_in_one_step(state, key, read)
+    # the key, the ownership and the job itself: one statement
+    return await read_job_in_one_step(
+        state, key, job_id, lambda job, _session: job_public(job), whole=True
+    )
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
@@ -79,12 +87,12 @@ def delete_job(job_id: str, owner: OwnerDep, session: SessionDep, state: StateDe
 
 @router.get("/{job_id}/iterations", response_model=IterationsPublic)
 async def list_iterations(job_id: str, state: StateDep, key: KeyDep) -> IterationsPublic:
-    def read(owner: str, session: Session) -> IterationsPublic:
-        rows = IterationRepository(session).list(_service(session, state).require(owner, job_id))
+    def read(job: Job, session: Session) -> IterationsPublic:
+        rows = IterationRepository(session).list(job.id)
         data = [IterationPublic.model_validate(r) for r in rows]
         return IterationsPublic(data=data, count=len(rows))
 
-    return await read_in_one_step(state, key, read)
+    return await read_job_in_one_step(state, key, job_id, read)
 
 
 @router.get("/{job_id}/candidates", response_model=CandidatesPublic)
@@ -102,9 +110,9 @@ async def list_candidates(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CandidatesPublic:
-    def read(owner: str, session: Session) -> CandidatesPublic:
+    def read(job: Job, session: Session) -> CandidatesPublic:
         rows, total = CandidateRepository(session).list(
-            _service(session, state).require(owner, job_id),
+            job.id,
             iteration=iteration,
             state=candidate_state,
             sort=sort,
@@ -115,7 +123,7 @@ async def list_candidates(
         data = [CandidatePublic.model_validate(r) for r in rows]
         return CandidatesPublic(data=data, count=total)
 
-    return await read_in_one_step(state, key, read)
+    return await read_job_in_one_step(state, key, job_id, read)
 
 
 @router.get("/{job_id}/events", response_model=EventsPublic)
@@ -126,10 +134,9 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> EventsPublic:
-    def read(owner: str, session: Session) -> EventsPublic:
-        checked = _service(session, state).require(owner, job_id)
-        rows, total = EventRepository(session).list(checked, limit, offset)
+    def read(job: Job, session: Session) -> EventsPublic:
+        rows, total = EventRepository(session).list(job.id, limit, offset)
         data = [EventPublic.model_validate(r) for r in rows]
         return EventsPublic(data=data, count=total)
 
-    return await read_in_one_step(state, key, read)
+    return await read_job_in_one_step(state, key, job_id, read)

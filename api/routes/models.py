@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from api.deps import KeyDep, OwnerDep, SessionDep, StateDep, read_in_one_step
+from api.deps import KeyDep, OwnerDep, SessionDep, StateDep, read_job_in_one_step
 from api.services.models import ModelService
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["models"])
@@ -87,8 +87,8 @@ async def model_card(job_id: str, state: StateDep, key: KeyDep) -> Response:
     # a polled read: one worker-thread step (api.deps.read_in_one_step). The card is encoded
     # by orjson, not FastAPI's jsonable_encoder, which walks every value of a card in Python
     # (a non-finite number becomes null, where the standard encoder would fail the request)
-    card = await read_in_one_step(
-        state, key, lambda owner, session: _service(session, state).card(owner, job_id)
+    card = await read_job_in_one_step(
+        state, key, job_id, lambda job, session: _service(session, state).card_of(job)
     )
     return Response(orjson.dumps(card), media_type="application/json")
 

@@ -85,13 +85,6 @@ class JobService:
             raise NotFoundError(f"job {job_id!r} not found")
         return job
 
-    def require(self, owner: str, job_id: str) -> str:
-        """``job_id`` once it is known to be one of the owner's jobs (a 404 otherwise), without
-        loading the job: the check before reading its candidates, iterations or events."""
-        if self.repo.state_of(owner, job_id) is None:
-            raise NotFoundError(f"job {job_id!r} not found")
-        return job_id
-
     def list(
         self, owner: str, state: str | None, limit: int, offset: int, with_result: bool = True
     ) -> tuple[Sequence[Job], int]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.artifacts import ArtifactStore
 from api.errors import ConflictError, NotFoundError, UnprocessableError
-from api.models import JobState
+from api.models import Job, JobState
 from api.services.jobs import JobService
 
 _predictors: OrderedDict[str, Any] = OrderedDict()
@@ -34,6 +34,9 @@ class ModelService:
         state = self.jobs.repo.state_of(owner, job_id)  # the state alone: a polled read
         if state is None:
             raise NotFoundError(f"job {job_id!r} not found")
+        return self._model_dir_of(job_id, state)
+
+    def _model_dir_of(self, job_id: str, state: str) -> Path:
         path = self.store.job_dir(job_id)
         if state != JobState.succeeded or not (path / "model.keras").is_file():
             raise ConflictError(
@@ -60,6 +63,10 @@ class ModelService:
 
     def card(self, owner: str, job_id: str) -> Any:
         return json.loads((self.model_dir(owner, job_id) / "model_card.json").read_text())
+
+    def card_of(self, job: Job) -> Any:
+        """The card of ``job``, whose ownership the caller checked (its id and state read)."""
+        return json.loads((self._model_dir_of(job.id, job.state) / "model_card.json").read_text())
 
     def predict(self, owner: str, job_id: str, rows: list[list[Any]]) -> list[dict[str, Any]]:
         """Raw feature rows → predictions; a row that does not fit is a 422 naming it.

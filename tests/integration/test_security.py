@@ -321,11 +321,22 @@ def test_a_key_revoked_through_the_api_is_refused_at_once(
         assert all(set(k) == set(created) - {"key"} for k in listed.json()["data"])
         dashboard = _signed_in(server, key)
         assert dashboard.get("/jobs").status_code == 200
+        # the job-scoped reads find the key and the job in one statement: a valid key and no
+        # such job is a 404 ...
+        job_reads = ("", "/iterations", "/candidates", "/events", "/model/card")
+        for path in job_reads:
+            r = c.get(f"/api/v1/jobs/nope{path}", headers=second)
+            assert r.status_code == 404 and r.json() == {"detail": "job 'nope' not found"}, path
 
         assert c.delete(f"/api/v1/keys/{key_id}", headers=second).status_code == 204
         refused = c.get("/api/v1/jobs", headers=second)
         assert refused.status_code == 401
         assert refused.json() == {"detail": "unknown or revoked API key"}
+        # ... and a revoked key a 401 there too, never a 404 that would tell about the job
+        for path in job_reads:
+            r = c.get(f"/api/v1/jobs/nope{path}", headers=second)
+            assert r.status_code == 401, (path, r.text)
+            assert r.json() == {"detail": "unknown or revoked API key"}, path
         page = dashboard.get("/jobs")
         assert page.status_code == 303 and page.headers["location"].startswith("/signin")
         dashboard.close()
