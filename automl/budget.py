@@ -203,11 +203,19 @@ def plan_evaluation(
         return EvaluationPlan(folds, grow, levels, 0.0, time_left_s, fine_tune_epochs=tune_epochs)
 
     refit = bool(getattr(ev, "refit", False))
+    # a size goal may add the level that meets it (automl.evaluation.goal_sparsity)
+    goal_level = getattr(ev, "max_nonzero_params", None) is not None
 
     def cost() -> float:
         # the refit is one more batch of fine-tunes, as a sparsity level's
         return estimate_evaluation(
-            timing, members, folds, grow, len(levels) + refit, spec.train_epochs, tune_epochs
+            timing,
+            members,
+            folds,
+            grow,
+            len(levels) + refit + goal_level,
+            spec.train_epochs,
+            tune_epochs,
         )
 
     cuts: list[str] = []

@@ -18,6 +18,7 @@ accuracy is the majority rate) is never kept.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -553,6 +554,118 @@ def _drop_members(
     return members, fit, metrics
 
 
+def goal_sparsity(members: list[Member], goal: int) -> float | None:
+    """The fraction of each kernel to zero for ``members`` to hold at most ``goal`` non-zero
+    parameters, rounded up to a hundredth (with half a hundredth to spare for each kernel's
+    rounding); None when pruning kernels cannot get there (biases and the like, which are not
+    pruned, already hold ``goal`` or more) or it would take 99% or more."""
+    kernels = sum(w.size for m in members for w in m.weights if is_kernel(w))
+    rest = sum(int(np.count_nonzero(w)) for m in members for w in m.weights if not is_kernel(w))
+    if kernels == 0 or goal <= rest:
+        return None
+    needed = 1.0 - (goal - rest) / kernels
+    if needed <= 0:
+        return 0.0
+    level = math.ceil(needed * 100 + 0.5) / 100
+    return level if level < 0.99 else None
+
+
+def _meet_size_goal(
+    bench: _Bench,
+    goal: int,
+    members: list[Member],
+    fit: MixtureFit,
+    sparsity: float,
+    tried: list[tuple[float, list[Member], MixtureFit]],
+    reference_fit: MixtureFit,
+    reference_metrics: dict[str, Any],
+    record: Callable[[EvaluationStep], None],
+) -> tuple[list[Member], MixtureFit, float]:
+    """``evaluation.max_nonzero_params``: the goal outranks the tolerances.
+
+    Met already: recorded, nothing changes. Else the least sparse level that trained and
+    meets it is kept, whatever F and the metric lost against the model before pruning (both
+    recorded). Else, from the sparsest model at hand, members are dropped one at a time (the
+    one whose removal leaves F lowest) until it is met or one member is left; a goal still not
+    met is recorded as missed, with the smallest model reached kept."""
+    before = count_nonzero(members)
+    common = {
+        "goal": goal,
+        "nonzero_before": before,
+        "metric": bench.metric,
+        "reference": reference_metrics[bench.metric],
+        "reference_objective": reference_fit.objective,
+    }
+    if before <= goal:
+        record(
+            bench.step(
+                "size_goal",
+                f"{before:,} non-zero parameters: within the goal of {goal:,}",
+                False,
+                members,
+                fit,
+                met=True,
+                **common,
+            )
+        )
+        return members, fit, sparsity
+    meeting = [t for t in tried if t[0] > sparsity and count_nonzero(t[1]) <= goal]
+    if meeting:
+        level, tuned, tuned_fit = meeting[0]
+        record(
+            bench.step(
+                "size_goal",
+                f"keep sparsity {level:g} ({count_nonzero(tuned):,} non-zero parameters) to "
+                f"meet the goal of {goal:,}: the tolerances kept "
+                + (f"sparsity {sparsity:g}" if sparsity else "the dense model")
+                + f" ({before:,})",
+                True,
+                tuned,
+                tuned_fit,
+                met=True,
+                sparsity=level,
+                **common,
+            )
+        )
+        return tuned, tuned_fit, level
+    # no level meets it: start from the model with the fewest non-zero parameters
+    level, current, current_fit = min(
+        [(sparsity, members, fit), *tried], key=lambda t: (count_nonzero(t[1]), -t[0])
+    )
+    dropped: list[str] = []
+    while count_nonzero(current) > goal and len(current) > 1:
+        trials = []
+        for i in range(len(current)):
+            trial = current[:i] + current[i + 1 :]
+            trials.append((bench.fit(trial), i, trial))
+        trial_fit, i, trial = min(trials, key=lambda t: (t[0].objective, t[1]))
+        dropped.append(current[i].name)
+        current, current_fit = trial, trial_fit
+    after = count_nonzero(current)
+    met = after <= goal
+    change = (
+        (f"from sparsity {level:g}, " if level else "")
+        + (f"drop {', '.join(dropped)}: " if dropped else "")
+        + f"{after:,} non-zero parameters"
+        + (f" meet the goal of {goal:,}" if met else f": the goal of {goal:,} is missed")
+    )
+    changed = bool(dropped) or level != sparsity
+    record(
+        bench.step(
+            "size_goal",
+            change,
+            changed,
+            current,
+            current_fit,
+            met=met,
+            sparsity=level,
+            dropped=dropped,
+            **common,
+        )
+    )
+    return current, current_fit, level
+
+
 def evaluate(
     spec: SearchSpec,
     data: PreparedData,
@@ -805,6 +918,14 @@ def evaluate(
                 bench, members, fit, current_metrics, dense_metrics, dense_fit, record
             )
 
+    # a size goal the members as they stand exceed: the sparsity level that meets it is
+    # tried too when no listed level is as sparse (the plan counted one level more for it)
+    goal = ev.max_nonzero_params
+    if goal is not None and count_nonzero(members) > goal:
+        goal_level = goal_sparsity(members, goal)
+        if goal_level is not None and goal_level > max(levels, default=0.0):
+            levels.append(goal_level)
+
     # last: every member fine-tuned at each sparsity level, level by level from the least
     # sparse, each level starting from the weights the level before it left (gradual pruning)
     if out_of_time():
@@ -832,6 +953,8 @@ def evaluate(
     results = {}
     sparsity = 0.0
     chosen: tuple[list[Member], MixtureFit] | None = None
+    # every level that trained, in order: the size goal may keep one the tolerances did not
+    tried: list[tuple[float, list[Member], MixtureFit]] = []
     for level in levels:
         names = [tune_specs[(level, m.name)].name for m in members]
         name = f"prune_weights_{level:g}"
@@ -879,6 +1002,7 @@ def evaluate(
         start_from = {t.name: t.weights for t in tuned}
         previous_level = level
         tuned_fit = bench.fit(tuned)
+        tried.append((level, tuned, tuned_fit))
         metrics = bench.val_metrics(tuned, tuned_fit)
         metric_ok = bench.within_tolerance(metrics, dense_metrics)
         objective_ok = bench.objective_within_tolerance(tuned_fit, dense_fit)
@@ -908,6 +1032,11 @@ def evaluate(
             sparsity = level
     if chosen is not None:
         members, fit = chosen
+    if goal is not None:
+        members, fit, sparsity = _meet_size_goal(
+            bench, goal, members, fit, sparsity, tried, dense_fit, dense_metrics, record
+        )
+    if sparsity > 0:
         for s in steps:
             if s.step == f"prune_weights_{sparsity:g}":
                 s.kept = True

@@ -243,6 +243,18 @@ class EvaluationSpec(_Model):
     grow: bool = Field(
         True, description="try one more layer and twice the width on the last member"
     )
+    max_nonzero_params: int | None = Field(
+        None,
+        ge=1,
+        le=10**12,
+        description="a size goal (as AutoKeras' max_model_size): the final model has at most "
+        "this many non-zero parameters. When the levels the tolerances keep leave more, the "
+        "phase also fine-tunes the sparsity level that meets the goal, keeps the least sparse "
+        "level that meets it whatever it costs, and drops members (the one whose removal "
+        "leaves F lowest first) when no level does; each is recorded in the size_goal step, "
+        "and a goal no step could meet is recorded as missed (the job still succeeds). Unset: "
+        "no goal, the tolerances decide alone",
+    )
 
     @property
     def tune_epochs(self) -> int:

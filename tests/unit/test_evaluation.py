@@ -485,3 +485,92 @@ def test_the_refit_fine_tunes_the_final_members_on_training_and_validation_rows(
         # the pruning fine-tunes saw the training rows; the refit saw both splits
         assert rows[f"{name}_refit"] == n_train + n_val
         assert rows[f"{name}_prune0.5"] == n_train
+
+
+def _goal_spec(spec: SearchSpec, **evaluation: object) -> SearchSpec:
+    """The fixture's spec with only member drops and weight pruning left in the phase."""
+    settings = {"drop_members": False, "prune_members_threshold": 0.0, "cv_folds": 0}
+    return spec.model_copy(
+        update={
+            "evaluation": spec.evaluation.model_copy(
+                update={**settings, "grow": False, **evaluation}
+            )
+        }
+    )
+
+
+def test_goal_sparsity_is_the_level_that_meets_the_goal() -> None:
+    from automl.ensemble import Member
+    from automl.evaluation import count_nonzero, goal_sparsity
+
+    weights = (np.ones((10, 10), np.float32), np.ones(10, np.float32))
+    member = Member("m", 0, {"family": "dense"}, 0, 1, 110, 1.0, weights)
+    # 110 non-zero: 100 in the kernel, 10 biases (never pruned)
+    assert count_nonzero([member]) == 110
+    assert goal_sparsity([member], 60) == pytest.approx(0.51)  # 50 of 100 kernel weights, + margin
+    assert goal_sparsity([member], 10) is None  # the biases alone hold 10
+    assert goal_sparsity([member], 11) is None  # 99% of the kernel: too far to prune
+    assert goal_sparsity([member], 200) == 0.0
+
+
+def test_a_size_goal_keeps_the_level_that_meets_it_whatever_the_tolerances(searched) -> None:  # type: ignore[no-untyped-def]
+    """With no loss allowed by the tolerances, and a goal beyond the listed levels, the phase
+    adds the level that meets the goal and keeps it."""
+    from automl.evaluation import count_nonzero, goal_sparsity
+
+    spec, data, result = searched
+    members = list(result.ensemble.members)
+    dense = count_nonzero(members)
+    goal = dense // 3
+    expected = goal_sparsity(members, goal)
+    assert expected is not None and expected > 0.25
+    spec = _goal_spec(
+        spec,
+        sparsities=[0.25],
+        max_nonzero_params=goal,
+        accuracy_tolerance=0.0,
+        objective_tolerance=0.0,
+    )
+    ev = evaluate(spec, data, result.ensemble)
+    names = [s.step for s in ev.steps]
+    assert names[-2:] == [f"prune_weights_{expected:g}", "size_goal"]
+    goal_step = ev.steps[-1]
+    assert goal_step.details["met"] is True and goal_step.details["goal"] == goal
+    # the model the tolerances alone kept: dense, or the 0.25 level if it lost nothing
+    quarter = next(s for s in ev.steps if s.step == "prune_weights_0.25")
+    by_tolerance = quarter.nonzero_params if quarter.details["within_tolerance"] else dense
+    assert goal_step.details["nonzero_before"] == by_tolerance > goal
+    assert count_nonzero(ev.members) <= goal and goal_step.nonzero_params <= goal
+    assert ev.sparsity == expected
+    # the goal's level is the one kept, whatever the tolerances said of it
+    kept_levels = [s.step for s in ev.steps if s.step.startswith("prune_weights") and s.kept]
+    assert kept_levels == [f"prune_weights_{expected:g}"] and goal_step.kept
+    assert len(ev.members) == len(members)
+
+
+def test_a_goal_no_level_can_meet_drops_members_and_says_when_it_is_missed(searched) -> None:  # type: ignore[no-untyped-def]
+    from automl.evaluation import count_nonzero
+
+    spec, data, result = searched
+    members = list(result.ensemble.members)
+    ev = evaluate(_goal_spec(spec, sparsities=[0.5], max_nonzero_params=1), data, result.ensemble)
+    goal_step = ev.steps[-1]
+    assert goal_step.step == "size_goal" and goal_step.details["met"] is False
+    assert "missed" in goal_step.change
+    # members dropped down to one, from the sparsest model at hand (the 0.5 level trained)
+    assert len(ev.members) == 1
+    assert goal_step.details["dropped"] == [m.name for m in members if m.name != ev.members[0].name]
+    assert count_nonzero(ev.members) == goal_step.nonzero_params > 1
+    assert ev.sparsity == goal_step.details["sparsity"] == 0.5
+
+
+def test_a_goal_already_met_changes_nothing(searched) -> None:  # type: ignore[no-untyped-def]
+    spec, data, result = searched
+    plain = evaluate(_goal_spec(spec), data, result.ensemble)
+    with_goal = evaluate(_goal_spec(spec, max_nonzero_params=10**9), data, result.ensemble)
+    goal_step = with_goal.steps[-1]
+    assert goal_step.step == "size_goal" and goal_step.details["met"] is True
+    assert not goal_step.kept
+    assert [s.step for s in with_goal.steps[:-1]] == [s.step for s in plain.steps]
+    assert with_goal.sparsity == plain.sparsity
+    assert [m.name for m in with_goal.members] == [m.name for m in plain.members]
