@@ -490,6 +490,14 @@ def search(
     no_evaluation: Annotated[
         bool, typer.Option("--no-evaluation", help="skip the evaluation/pruning phase")
     ] = False,
+    max_nonzero_params: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="size goal: the evaluation phase prunes weights, or drops members, until the "
+            "model has at most this many non-zero parameters (evaluation.max_nonzero_params)",
+        ),
+    ] = None,
     executor: Annotated[
         str, typer.Option(help="where candidates train: in_process, or ray (in parallel)")
     ] = "in_process",
@@ -522,6 +530,8 @@ def search(
             raw["evaluation"]["cv_folds"] = cv_folds
         if no_evaluation:
             raw["evaluation"]["enabled"] = False
+        if max_nonzero_params is not None:
+            raw["evaluation"]["max_nonzero_params"] = max_nonzero_params
         search_spec = SearchSpec.from_dict(raw)
         ds = _load_dataset(dataset, csv, label, npz, task, _column_types(column_types))
         search_spec.resolve_families(ds.kind)

@@ -570,24 +570,43 @@ def goal_sparsity(members: list[Member], goal: int) -> float | None:
     return level if level < 0.99 else None
 
 
+def _drop_to_goal(
+    bench: _Bench, members: list[Member], fit: MixtureFit, goal: int
+) -> tuple[list[Member], MixtureFit, list[str]]:
+    """Drop members one at a time, each round the one whose removal leaves F lowest, until
+    ``members`` hold at most ``goal`` non-zero parameters or one is left."""
+    dropped: list[str] = []
+    while count_nonzero(members) > goal and len(members) > 1:
+        trials = []
+        for i in range(len(members)):
+            trial = members[:i] + members[i + 1 :]
+            trials.append((bench.fit(trial), i, trial))
+        trial_fit, i, trial = min(trials, key=lambda t: (t[0].objective, t[1]))
+        dropped.append(members[i].name)
+        members, fit = trial, trial_fit
+    return members, fit, dropped
+
+
 def _meet_size_goal(
     bench: _Bench,
     goal: int,
     members: list[Member],
     fit: MixtureFit,
     sparsity: float,
-    tried: list[tuple[float, list[Member], MixtureFit]],
+    at_hand: list[tuple[float, list[Member], MixtureFit]],
     reference_fit: MixtureFit,
     reference_metrics: dict[str, Any],
     record: Callable[[EvaluationStep], None],
 ) -> tuple[list[Member], MixtureFit, float]:
     """``evaluation.max_nonzero_params``: the goal outranks the tolerances.
 
-    Met already: recorded, nothing changes. Else the least sparse level that trained and
-    meets it is kept, whatever F and the metric lost against the model before pruning (both
-    recorded). Else, from the sparsest model at hand, members are dropped one at a time (the
-    one whose removal leaves F lowest) until it is met or one member is left; a goal still not
-    met is recorded as missed, with the smallest model reached kept."""
+    Met already by the model the rules kept: recorded, nothing changes. Else every model at
+    hand (the members before weight pruning and each level that trained) is brought to the
+    goal by dropping members, the one whose removal leaves F lowest first, where it is over
+    it; of those that meet the goal, the one of lowest F is kept (AdaNet's objective decides
+    between a sparser level and fewer members), whatever F and the metric lost against the
+    model before pruning (both recorded, with every option weighed). When none meets it, the
+    smallest model reached is kept and the goal is recorded as missed."""
     before = count_nonzero(members)
     common = {
         "goal": goal,
@@ -609,61 +628,55 @@ def _meet_size_goal(
             )
         )
         return members, fit, sparsity
-    meeting = [t for t in tried if t[0] > sparsity and count_nonzero(t[1]) <= goal]
+    options = []
+    for level, start, start_fit in at_hand:
+        kept, kept_fit, dropped = _drop_to_goal(bench, start, start_fit, goal)
+        options.append((level, kept, kept_fit, dropped, count_nonzero(kept)))
+    meeting = [o for o in options if o[4] <= goal]
     if meeting:
-        level, tuned, tuned_fit = meeting[0]
-        record(
-            bench.step(
-                "size_goal",
-                f"keep sparsity {level:g} ({count_nonzero(tuned):,} non-zero parameters) to "
-                f"meet the goal of {goal:,}: the tolerances kept "
-                + (f"sparsity {sparsity:g}" if sparsity else "the dense model")
-                + f" ({before:,})",
-                True,
-                tuned,
-                tuned_fit,
-                met=True,
-                sparsity=level,
-                **common,
-            )
-        )
-        return tuned, tuned_fit, level
-    # no level meets it: start from the model with the fewest non-zero parameters
-    level, current, current_fit = min(
-        [(sparsity, members, fit), *tried], key=lambda t: (count_nonzero(t[1]), -t[0])
-    )
-    dropped: list[str] = []
-    while count_nonzero(current) > goal and len(current) > 1:
-        trials = []
-        for i in range(len(current)):
-            trial = current[:i] + current[i + 1 :]
-            trials.append((bench.fit(trial), i, trial))
-        trial_fit, i, trial = min(trials, key=lambda t: (t[0].objective, t[1]))
-        dropped.append(current[i].name)
-        current, current_fit = trial, trial_fit
-    after = count_nonzero(current)
-    met = after <= goal
+        chosen = min(meeting, key=lambda o: (o[2].objective, o[4]))
+    else:
+        chosen = min(options, key=lambda o: (o[4], o[2].objective))
+    level, kept, kept_fit, dropped, nonzero = chosen
+    met = nonzero <= goal
     change = (
-        (f"from sparsity {level:g}, " if level else "")
-        + (f"drop {', '.join(dropped)}: " if dropped else "")
-        + f"{after:,} non-zero parameters"
-        + (f" meet the goal of {goal:,}" if met else f": the goal of {goal:,} is missed")
+        (f"sparsity {level:g}" if level else "the members before weight pruning")
+        + (f", without {', '.join(dropped)}" if dropped else "")
+        + f": {nonzero:,} non-zero parameters"
+        + (
+            f" meet the goal of {goal:,} at the lowest F of the {len(meeting)} way(s) that do"
+            if met
+            else f"; the goal of {goal:,} is missed (the fewest any way reached)"
+        )
+        + " (the tolerances kept "
+        + (f"sparsity {sparsity:g}" if sparsity else "the dense model")
+        + f", {before:,})"
     )
-    changed = bool(dropped) or level != sparsity
     record(
         bench.step(
             "size_goal",
             change,
-            changed,
-            current,
-            current_fit,
+            True,
+            kept,
+            kept_fit,
             met=met,
             sparsity=level,
             dropped=dropped,
+            options=[
+                {
+                    "sparsity": o[0],
+                    "dropped": o[3],
+                    "members": len(o[1]),
+                    "nonzero_params": o[4],
+                    "objective": o[2].objective,
+                    bench.metric: bench.val_metrics(o[1], o[2])[bench.metric],
+                }
+                for o in options
+            ],
             **common,
         )
     )
-    return current, current_fit, level
+    return kept, kept_fit, level
 
 
 def evaluate(
@@ -953,7 +966,9 @@ def evaluate(
     results = {}
     sparsity = 0.0
     chosen: tuple[list[Member], MixtureFit] | None = None
-    # every level that trained, in order: the size goal may keep one the tolerances did not
+    # the model before weight pruning and every level that trained: the size goal may keep
+    # one the tolerances did not
+    unpruned = (members, fit)
     tried: list[tuple[float, list[Member], MixtureFit]] = []
     for level in levels:
         names = [tune_specs[(level, m.name)].name for m in members]
@@ -1034,7 +1049,15 @@ def evaluate(
         members, fit = chosen
     if goal is not None:
         members, fit, sparsity = _meet_size_goal(
-            bench, goal, members, fit, sparsity, tried, dense_fit, dense_metrics, record
+            bench,
+            goal,
+            members,
+            fit,
+            sparsity,
+            [(0.0, *unpruned), *tried],
+            dense_fit,
+            dense_metrics,
+            record,
         )
     if sparsity > 0:
         for s in steps:

@@ -248,12 +248,12 @@ class EvaluationSpec(_Model):
         ge=1,
         le=10**12,
         description="a size goal (as AutoKeras' max_model_size): the final model has at most "
-        "this many non-zero parameters. When the levels the tolerances keep leave more, the "
-        "phase also fine-tunes the sparsity level that meets the goal, keeps the least sparse "
-        "level that meets it whatever it costs, and drops members (the one whose removal "
-        "leaves F lowest first) when no level does; each is recorded in the size_goal step, "
-        "and a goal no step could meet is recorded as missed (the job still succeeds). Unset: "
-        "no goal, the tolerances decide alone",
+        "this many non-zero parameters. When the model the tolerances keep has more, the "
+        "phase also fine-tunes the sparsity level that meets the goal, brings every model at "
+        "hand (before weight pruning, each level) to the goal by dropping members (the one "
+        "whose removal leaves F lowest first), and keeps the one of lowest F whatever the "
+        "tolerances say; recorded in the size_goal step, where a goal nothing met is recorded "
+        "as missed (the job still succeeds). Unset: no goal, the tolerances decide alone",
     )
 
     @property

@@ -30,7 +30,16 @@ NUMBER_FIELDS = (
 )
 LIST_FIELDS = ("families", "optimizers")
 CHOICE_FIELDS = ("sampler",)
-FORM_FIELDS = (*NUMBER_FIELDS, *LIST_FIELDS, *CHOICE_FIELDS, "evaluation", "warm_start")
+# form field → the key it sets in the spec's ``evaluation`` object
+EVALUATION_NUMBER_FIELDS = ("max_nonzero_params",)
+FORM_FIELDS = (
+    *NUMBER_FIELDS,
+    *LIST_FIELDS,
+    *CHOICE_FIELDS,
+    *EVALUATION_NUMBER_FIELDS,
+    "evaluation",
+    "warm_start",
+)
 MAX_PREDICT_ROWS = 10_000
 
 
@@ -73,6 +82,8 @@ def form_field_for(path: str, submitted: Mapping[str, Any]) -> str:
         key = parts[1]
         if key == "evaluation" and parts[2:3] == ["enabled"]:
             key = "evaluation"
+        elif key == "evaluation" and len(parts) == 3 and parts[2] in EVALUATION_NUMBER_FIELDS:
+            key = parts[2]
         elif key == "evaluation":
             return "spec"
         if key in FORM_FIELDS and submitted.get(key):
@@ -120,6 +131,11 @@ def job_body(form: Mapping[str, Any]) -> tuple[dict[str, Any], FieldErrors]:
             **(current if isinstance(current, dict) else {}),
             "enabled": evaluation == "on",
         }
+    for name in EVALUATION_NUMBER_FIELDS:
+        raw = str(form.get(name) or "").strip()
+        if raw:
+            current = spec.get("evaluation")
+            spec["evaluation"] = {**(current if isinstance(current, dict) else {}), name: raw}
     if str(form.get("warm_start") or "") == "on":
         # the service fills the configurations from the owner's history (the spec's own win)
         spec["warm_start"] = True

@@ -276,7 +276,7 @@ async def create_job_from_form(
     values: dict[str, Any] = {
         k: form.get(k) for k in ("dataset", "spec", "evaluation", "warm_start")
     }
-    for name in forms.NUMBER_FIELDS + forms.CHOICE_FIELDS:
+    for name in forms.NUMBER_FIELDS + forms.CHOICE_FIELDS + forms.EVALUATION_NUMBER_FIELDS:
         values[name] = form.get(name)
     for name in forms.LIST_FIELDS:
         values[name] = [str(v) for v in form.getlist(name)]

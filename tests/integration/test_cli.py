@@ -21,6 +21,9 @@ def automl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[s
     )
 
 
+GOAL = 10**9
+
+
 @pytest.fixture(scope="module")
 def digits_run(
     tmp_path_factory: pytest.TempPathFactory,
@@ -46,6 +49,9 @@ def digits_run(
         "3",
         "--spec",
         str(spec),
+        # a goal every model of this size meets: the flag reaches the phase, which records it
+        "--max-nonzero-params",
+        str(GOAL),
         "--out",
         str(out),
     )
@@ -78,6 +84,10 @@ def test_tiny_digits_search_writes_a_complete_report(digits_run) -> None:  # typ
     assert report["ensemble"]["params"] == sum(m["params"] for m in members) + len(members) + 10
     assert 0.3 < report["test_metrics"]["accuracy"] <= 1.0
     assert "accuracy" in report["best_member_test_metrics"]
+    goal = report["evaluation"]["steps"][-1]
+    assert goal["step"] == "size_goal" and goal["details"]["goal"] == GOAL
+    assert goal["details"]["met"] is True and not goal["kept"]
+    assert arch["spec"]["evaluation"]["max_nonzero_params"] == GOAL
     # what the user saw: the per-iteration table and the final summary
     assert "iteration 0" in proc.stdout and "learning rate" in proc.stdout
     assert "final ensemble" in proc.stdout and "test: accuracy" in proc.stdout
@@ -186,6 +196,10 @@ def test_csv_search_with_a_named_label(tmp_path: Path) -> None:
         (["search", "--dataset", "digits", "--executor", "spark"], "unknown executor 'spark'"),
         (["replay", "nowhere"], "architecture.json' does not exist"),
         (["search", "--dataset", "digits", "--epochs", "0"], "Invalid value for '--epochs'"),
+        (
+            ["search", "--dataset", "digits", "--max-nonzero-params", "0"],
+            "Invalid value for '--max-nonzero-params'",
+        ),
     ],
 )
 def test_bad_arguments_get_a_message_and_exit_code_2(

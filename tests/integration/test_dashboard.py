@@ -40,6 +40,7 @@ FORM_SPEC: dict[str, Any] = {
     "optimizers": ["rmsprop", "adam"],  # in the order the form lists them
     "evaluation": {"cv_folds": 2, "sparsities": [0.5], "fine_tune_epochs": 1, "grow": False},
 }
+FORM_GOAL = 1_000_000  # the size goal the form test types: every model here meets it
 XSS = "<script>alert(1)</script>"
 SHARED: dict[str, str] = {}  # the finished job, once the form test has made it
 WAIT_MS = 120_000
@@ -175,7 +176,10 @@ def finished_job(server: Server) -> str:
     test did not run)."""
     with api(server) as c:
         if "finished" not in SHARED:
-            job = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": FORM_SPEC}).json()
+            # as the form sends it: with the size goal its field sets
+            goal = {**FORM_SPEC["evaluation"], "max_nonzero_params": FORM_GOAL}
+            spec = {**FORM_SPEC, "evaluation": goal}
+            job = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": spec}).json()
             SHARED["finished"] = job["id"]
         done = wait_for(c, SHARED["finished"], {"succeeded", "failed"})
     assert done["state"] == "succeeded", done["error"]
@@ -368,6 +372,20 @@ def test_a_bad_field_of_the_new_job_form_shows_the_apis_message(
     expect(page.locator("[data-error-for=spec]")).to_have_text(f"spec.optimizers.0: {lion}")
     expect(page.locator("[data-error-for=max_iterations]")).to_have_count(0)
 
+    # the size goal sets a field of the spec's evaluation object; its error shows beside it
+    page.fill("#f-spec", "{}")
+    page.fill("#f-max_nonzero_params", "0")
+    page.click("form.job-form button[type=submit]")
+    goal = _api_message(
+        server,
+        {"dataset": "iris", "spec": {"evaluation": {"max_nonzero_params": 0}}},
+        "spec.evaluation.max_nonzero_params",
+    )
+    expect(page.locator("[data-error-for=max_nonzero_params]")).to_have_text(goal)
+    expect(page.locator("#f-max_nonzero_params")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("[data-error-for=epochs]")).to_have_text(expected)
+    page.fill("#f-max_nonzero_params", "")
+
     # a rule of the service (families that do not fit the data), next to the families
     page.fill("#f-epochs", "")
     page.fill("#f-spec", "{}")
@@ -434,6 +452,7 @@ def test_submit_from_the_form_and_watch_it_grow_live(
     page.check("input[name=optimizers][value=adam]")
     page.check("input[name=optimizers][value=rmsprop]")
     page.select_option("#f-evaluation", "on")
+    page.fill("#f-max_nonzero_params", str(FORM_GOAL))
     spec = {k: FORM_SPEC[k] for k in ("batch_size", "seed", "evaluation")}
     page.fill("#f-spec", json.dumps(spec))
     page.click("form.job-form button[type=submit]")
@@ -444,6 +463,8 @@ def test_submit_from_the_form_and_watch_it_grow_live(
         sent = c.get(f"/api/v1/jobs/{job_id}").json()
     assert sent["spec"]["epochs"] == 3 and sent["spec"]["optimizers"] == FORM_SPEC["optimizers"]
     assert sent["spec"]["evaluation"]["cv_folds"] == 2 and sent["dataset"] == "iris"
+    # the form's size goal joined the JSON's evaluation object
+    assert sent["spec"]["evaluation"]["max_nonzero_params"] == FORM_GOAL
 
     # the overview (growth plot) here, the candidates table in a second tab
     wait_plot(page, "plot-growth")
@@ -599,6 +620,13 @@ def test_evaluation_tab_shows_steps_folds_and_the_kept_sparsity(
     for i, step in enumerate(ev["steps"]):
         expect(steps.nth(i).locator("th")).to_have_text(step["step"])
         expect(steps.nth(i)).to_contain_text("✓ kept" if step["kept"] else "✗ not kept")
+    # the size goal the form set, met, said above the table
+    goal = ev["steps"][-1]
+    assert goal["step"] == "size_goal" and goal["details"]["met"] is True
+    expect(page.locator("#size-goal")).to_have_text(
+        f"A size goal of {FORM_GOAL:,} non-zero parameters outranks these rules: met "
+        f"({goal['nonzero_params']:,})."
+    )
     if ev["cross_validation"]:
         cv = ev["cross_validation"]
         expect(page.locator("#cv-folds tbody tr")).to_have_count(cv["folds"])

@@ -288,3 +288,20 @@ def test_with_a_deadline_the_sparsity_levels_train_one_by_one_and_stop_when_it_p
     assert list(tried_now) == [f"prune_weights_{v:g}" for v in levels]
     assert "skipped" not in tried_now["prune_weights_0.25"].change
     assert all("skipped" in tried_now[f"prune_weights_{v:g}"].change for v in (0.5, 0.75))
+
+
+def test_a_size_goal_counts_one_level_more_in_the_plan() -> None:
+    timing = Timing(candidate_s=4.0, iteration_s=10.0, parallel=2)
+    plain = _spec(extend_fine_tune=False)
+    with_goal = _spec(extend_fine_tune=False, max_nonzero_params=1000)
+    # 5 levels' fine-tunes where the spec lists 4: the goal's level may be added to them
+    assert plan_evaluation(with_goal, timing, 3, 1e9).estimate_s == pytest.approx(
+        estimate_evaluation(timing, 3, 5, True, 5, 10, 2)
+    )
+    assert plan_evaluation(plain, timing, 3, 1e9).estimate_s == pytest.approx(
+        estimate_evaluation(timing, 3, 5, True, 4, 10, 2)
+    )
+    # so a budget the spec's phase just fits cuts something with the goal
+    left = estimate_evaluation(timing, 3, 5, True, 4, 10, 2) + 0.5
+    assert plan_evaluation(plain, timing, 3, left).cuts == []
+    assert plan_evaluation(with_goal, timing, 3, left).cuts != []

@@ -513,9 +513,11 @@ def test_goal_sparsity_is_the_level_that_meets_the_goal() -> None:
     assert goal_sparsity([member], 200) == 0.0
 
 
-def test_a_size_goal_keeps_the_level_that_meets_it_whatever_the_tolerances(searched) -> None:  # type: ignore[no-untyped-def]
-    """With no loss allowed by the tolerances, and a goal beyond the listed levels, the phase
-    adds the level that meets the goal and keeps it."""
+def test_a_size_goal_is_met_at_the_lowest_f_of_a_sparser_level_or_fewer_members(searched) -> None:  # type: ignore[no-untyped-def]
+    """With no loss allowed by the tolerances and a goal beyond the listed levels, the phase
+    adds the level that meets the goal; then every model at hand (before pruning, each
+    level) is brought to the goal by dropping members where needed, and the one of lowest F
+    is kept."""
     from automl.evaluation import count_nonzero, goal_sparsity
 
     spec, data, result = searched
@@ -535,33 +537,49 @@ def test_a_size_goal_keeps_the_level_that_meets_it_whatever_the_tolerances(searc
     names = [s.step for s in ev.steps]
     assert names[-2:] == [f"prune_weights_{expected:g}", "size_goal"]
     goal_step = ev.steps[-1]
-    assert goal_step.details["met"] is True and goal_step.details["goal"] == goal
+    details = goal_step.details
+    assert details["met"] is True and details["goal"] == goal and goal_step.kept
     # the model the tolerances alone kept: dense, or the 0.25 level if it lost nothing
     quarter = next(s for s in ev.steps if s.step == "prune_weights_0.25")
     by_tolerance = quarter.nonzero_params if quarter.details["within_tolerance"] else dense
-    assert goal_step.details["nonzero_before"] == by_tolerance > goal
-    assert count_nonzero(ev.members) <= goal and goal_step.nonzero_params <= goal
-    assert ev.sparsity == expected
-    # the goal's level is the one kept, whatever the tolerances said of it
+    assert details["nonzero_before"] == by_tolerance > goal
+    # one option per model at hand; the goal's own level meets it without a drop
+    options = details["options"]
+    assert [o["sparsity"] for o in options] == [0.0, 0.25, expected]
+    assert options[2]["dropped"] == [] and options[2]["nonzero_params"] <= goal
+    for o in options:  # members were dropped only while over the goal
+        assert o["members"] == len(members) - len(o["dropped"])
+        if o["dropped"]:
+            assert o["nonzero_params"] <= goal or o["members"] == 1
+    meeting = [o for o in options if o["nonzero_params"] <= goal]
+    best = min(meeting, key=lambda o: (o["objective"], o["nonzero_params"]))
+    assert goal_step.objective == pytest.approx(best["objective"])
+    assert details["sparsity"] == best["sparsity"] == ev.sparsity
+    assert details["dropped"] == best["dropped"]
+    assert count_nonzero(ev.members) == goal_step.nonzero_params == best["nonzero_params"] <= goal
+    assert len(ev.members) == len(members) - len(best["dropped"])
+    # the kept level, if any, is the one the goal chose, whatever the tolerances said of it
     kept_levels = [s.step for s in ev.steps if s.step.startswith("prune_weights") and s.kept]
-    assert kept_levels == [f"prune_weights_{expected:g}"] and goal_step.kept
-    assert len(ev.members) == len(members)
+    assert kept_levels == ([f"prune_weights_{ev.sparsity:g}"] if ev.sparsity else [])
 
 
-def test_a_goal_no_level_can_meet_drops_members_and_says_when_it_is_missed(searched) -> None:  # type: ignore[no-untyped-def]
+def test_a_goal_no_model_can_meet_keeps_the_smallest_and_says_it_is_missed(searched) -> None:  # type: ignore[no-untyped-def]
     from automl.evaluation import count_nonzero
 
     spec, data, result = searched
-    members = list(result.ensemble.members)
     ev = evaluate(_goal_spec(spec, sparsities=[0.5], max_nonzero_params=1), data, result.ensemble)
     goal_step = ev.steps[-1]
     assert goal_step.step == "size_goal" and goal_step.details["met"] is False
     assert "missed" in goal_step.change
-    # members dropped down to one, from the sparsest model at hand (the 0.5 level trained)
+    # every way down to one member; the fewest non-zero parameters of them kept
+    options = goal_step.details["options"]
+    assert [o["sparsity"] for o in options] == [0.0, 0.5]
+    assert all(o["members"] == 1 for o in options)
     assert len(ev.members) == 1
-    assert goal_step.details["dropped"] == [m.name for m in members if m.name != ev.members[0].name]
     assert count_nonzero(ev.members) == goal_step.nonzero_params > 1
-    assert ev.sparsity == goal_step.details["sparsity"] == 0.5
+    smallest = min(options, key=lambda o: o["nonzero_params"])
+    assert goal_step.nonzero_params == smallest["nonzero_params"]
+    assert ev.sparsity == goal_step.details["sparsity"] == smallest["sparsity"]
 
 
 def test_a_goal_already_met_changes_nothing(searched) -> None:  # type: ignore[no-untyped-def]

@@ -49,6 +49,10 @@ def test_a_custom_spec_round_trips_through_json() -> None:
         ({"batch_size": []}, "batch_size: must list at least one value"),
         ({"learning_rate": {"low": 0, "high": 1, "log": True}}, "a log-scaled range needs low > 0"),
         ({"conv1d": {"filters": [0]}}, "conv1d.filters: values must be between 1 and 1024"),
+        (
+            {"evaluation": {"max_nonzero_params": 0}},
+            "evaluation.max_nonzero_params: Input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_a_bad_spec_names_the_field_and_what_is_allowed(data: dict, message: str) -> None:
