@@ -683,6 +683,9 @@ def main() -> int:
     p.add_argument("--lease-s", type=float, default=60.0)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
+    if args.fair_concurrency and args.fair_jobs < 1:
+        # an HTTP client of no connections would wait for one until it timed out
+        p.error("--fair-jobs must be at least 1; --fair-concurrency alone skips that phase")
     backends = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     backends = ["postgresql" if b == "postgres" else b for b in backends]
     runs: list[dict[str, Any]] = []
