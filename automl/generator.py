@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from automl.samplers import LOST_ATTR, create_sampler, is_multi_objective
-from automl.spec import ConvSpace, FloatRange, SearchSpec
+from automl.spec import Conv1DSpace, ConvSpace, FloatRange, SearchSpec
 from automl.training import CandidateSpec
 
 log = logging.getLogger("automl.generator")
@@ -56,6 +56,7 @@ def check_configuration(
         return f"family {_short(family)} does not apply here (searching {', '.join(families)})"
     space = spec.space_for(str(family))
     own = _COMMON_KEYS + (_CONV_KEYS if isinstance(space, ConvSpace) else ())
+    own += ("shift",) if isinstance(space, Conv1DSpace) else ()
     unknown = [k for k in hparams if k != "family" and k not in own + _SHARED_KEYS]
     if unknown:
         return f"{_short(unknown[0])} is not a hyperparameter of the {family} family"
@@ -69,6 +70,8 @@ def check_configuration(
     }
     if isinstance(space, ConvSpace):
         choices.update(filters=list(space.filters), kernel_size=list(space.kernel_size))
+    if isinstance(space, Conv1DSpace):
+        choices.update(shift=list(space.shift))
     ranges = {
         "dropout": space.dropout,
         "l2": space.l2,

@@ -29,6 +29,9 @@ FAMILIES: tuple[str, ...] = ("dense", "conv1d", "conv2d")
 # to millions of layers would build a model that never finishes (nor fails) on a worker.
 MAX_DEPTH = 32
 
+# conv1d's random shift augmentation moves a sequence by at most this many steps
+MAX_SHIFT = 1024
+
 # Warm-start configurations a spec may carry: more than a few iterations' worth are never tried.
 MAX_WARM_START = 20
 
@@ -155,6 +158,21 @@ class Conv1DSpace(ConvSpace):
     quality)."""
 
     dropout: FloatRange = FloatRange(low=0.3, high=0.3)
+    shift: list[int] = Field(
+        [0, 1, 2],
+        description="random shift augmentation: while training, each sequence moves by up to "
+        "this many steps either way (its edge value repeated); 0 is none. On MNIST-1D a shift "
+        "of 2 raised one member's mean test accuracy from 98.3% to 98.9% (README)",
+    )
+
+    _check_shift = field_validator("shift")(_non_empty)
+
+    @field_validator("shift")
+    @classmethod
+    def _shift(cls, values: list[int]) -> list[int]:
+        if any(v < 0 or v > MAX_SHIFT for v in values):
+            raise ValueError(f"values must be between 0 and {MAX_SHIFT} steps")
+        return values
 
 
 class Conv2DSpace(ConvSpace):
