@@ -174,6 +174,8 @@ def build_report(
         "determinism": DETERMINISM,
         "wall_s": round(result.wall_s, 3),
         "stop_reason": result.stop_reason,
+        # in words, where there is more to say (a time budget, the size goal's cap)
+        "stop_detail": result.stop_detail,
         "sampler": spec.sampler,
         # the rl controller's policy at the end of the search (None for the optuna samplers)
         "sampler_state": result.sampler_state,

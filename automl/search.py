@@ -56,6 +56,9 @@ class EnsembleRecord:
     objective: float
     metrics: dict[str, float]
     chosen: bool = False
+    # its members' parameters together (0 in records from before it was kept): with a size
+    # goal the search chooses none over spec.evaluation.search_param_cap
+    params: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -153,7 +156,7 @@ class SearchResult:
     # search measured (to plan the evaluation phase in what is left)
     budget_left_s: float | None = None
     timing: Timing | None = None
-    stop_detail: str = ""  # why the budget stopped it, in words
+    stop_detail: str = ""  # why the budget (or the size goal's cap) stopped it, in words
 
 
 @dataclass
@@ -372,6 +375,7 @@ class AdaNetSearch:
             complexity=fit.complexity,
             objective=fit.objective,
             metrics=fit.metrics,
+            params=sum(self._members[m].params for m in candidate.members),
         )
 
     def _admit(self, result: CandidateResult) -> Member:
@@ -474,6 +478,8 @@ class AdaNetSearch:
             halving = SuccessiveHalving(generator, spec, self.measure)
             on_epoch = self._halving_hook(halving)
         self.budget_note = ""
+        # a size goal: the search chooses no ensemble the phase could not prune to it
+        cap = spec.evaluation.search_param_cap
         for t in range(first, spec.iteration_limit if not state.finished else first):
             if spec.time_budget_s is not None:
                 spent = spent_before + time.perf_counter() - started
@@ -554,7 +560,7 @@ class AdaNetSearch:
                         continue
                     for cand in strategy.candidates(state.current, [rec.name]):
                         record.ensembles.append(self._score(cand))
-                self._summarise(rec, record.ensembles)
+                self._summarise(rec, record.ensembles, cap)
                 record.candidates.append(rec)
                 self.cb.on_candidate_end(rec)
             if lost and not new_ok:
@@ -572,12 +578,12 @@ class AdaNetSearch:
                     for cand in strategy.candidates(state.current, new_ok):
                         record.ensembles.append(self._score(cand))
             for name in new_ok:
-                self._summarise(by_name[name], record.ensembles)
+                self._summarise(by_name[name], record.ensembles, cap)
                 # told once every ensemble is scored, so the stored values are the told ones
                 rec = by_name[name]
                 generator.tell(name, rec.loss, rec.complexity, rec.stop_reason == "pruned")
 
-            best = min(record.ensembles, key=lambda e: e.objective, default=None)
+            best = self._select(record, state, cap)
             record.best_objective = None if best is None else best.objective
             improved = (
                 best is not None and best.objective < state.current_fit.objective - IMPROVEMENT_TOL
@@ -662,9 +668,41 @@ class AdaNetSearch:
             member_s=[float(done.get(m, mean)) for m in members],
         )
 
+    def _select(
+        self, record: IterationRecord, state: _State, cap: int | None
+    ) -> EnsembleRecord | None:
+        """The iteration's candidate ensemble of lowest F, of those within the size cap
+        (``search_param_cap``) when there is one. Over the cap counts only while the ensemble
+        is empty and nothing fits (the search must end with a model: the phase then brings it
+        as close to the goal as it can, and records the goal as missed if it cannot). Sets
+        the stop detail when an ensemble over the cap was the one that would have improved."""
+        best = min(record.ensembles, key=lambda e: e.objective, default=None)
+        if cap is None or best is None or best.params <= cap:
+            return best
+        within = [e for e in record.ensembles if e.params <= cap]
+        if not within and not state.current:
+            return best
+        chosen = min(within, key=lambda e: e.objective, default=None)
+        if best.objective < state.current_fit.objective - IMPROVEMENT_TOL and (
+            chosen is None or chosen.objective >= state.current_fit.objective - IMPROVEMENT_TOL
+        ):
+            self.budget_note = (
+                f"the size goal: iteration {record.iteration}'s best candidate ensemble "
+                f"({best.name}, {best.params:,} parameters) is over the search's cap of "
+                f"{cap:,} (max_nonzero_params / (1 - goal_search_sparsity)), and none within "
+                "it lowered F"
+            )
+        return chosen
+
     @staticmethod
-    def _summarise(rec: CandidateRecord, ensembles: list[EnsembleRecord]) -> None:
+    def _summarise(
+        rec: CandidateRecord, ensembles: list[EnsembleRecord], cap: int | None = None
+    ) -> None:
+        """A candidate's loss, complexity and F: those of the best ensemble it is new in,
+        within the size cap where it is in one (so a sampler learns what the cap allows)."""
         mine = [e for e in ensembles if rec.name in e.new_members]
+        if cap is not None:
+            mine = [e for e in mine if e.params <= cap] or mine
         if not mine:
             return
         best = min(mine, key=lambda e: e.objective)

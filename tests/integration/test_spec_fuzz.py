@@ -205,6 +205,8 @@ BROKEN: list[tuple[str, Any]] = [
     ("conv1d.shift", [-1]),
     ("conv1d.shift", [1025]),
     ("conv1d.shift", []),
+    ("evaluation.goal_search_sparsity", 1.0),
+    ("evaluation.goal_search_sparsity", -0.1),
     ("learning_rate", {"low": 0.1, "high": 0.01}),
     ("learning_rate", {"low": 0.0, "high": 0.01, "log": True}),
     ("learning_rate.high", INF),

@@ -372,3 +372,78 @@ def test_a_resumed_search_counts_the_time_its_completed_iterations_took(
     assert [m.name for m in resumed.ensemble.members] == chosen.members
     # and its wall time counts the earlier run's completed iteration too
     assert resumed.wall_s >= 120.0
+
+
+# members of one fixed shape (2 × 64 units, no batch norm): each has the same parameter count
+SAME_SHAPE = {
+    "seed": 3,
+    "max_iterations": 3,
+    "epochs": 3,
+    "dense": {"depth": {"low": 2, "high": 2}, "width": [64], "batch_norm": [False]},
+    "ensemble_strategies": ["grow", "solo"],
+}
+
+
+@pytest.fixture(scope="module")
+def free(iris):  # type: ignore[no-untyped-def]
+    """The search of SAME_SHAPE without a size goal."""
+    return AdaNetSearch(_spec(**SAME_SHAPE), iris).run()
+
+
+@pytest.mark.parametrize(
+    ("goal_per_member", "goal_search_sparsity", "stops_on_the_cap"),
+    [
+        # cap = the goal: one member fits, two do not (solo ensembles replace it instead)
+        (1.0, 0.0, False),
+        # cap = goal / (1 - 0.5): the phase may prune two members to the goal; three do not fit
+        (1.0, 0.5, False),
+        # nothing fits: the search still ends with a member (the phase then says missed), and
+        # stops when the only way to lower F is over the cap
+        (0.5, 0.0, True),
+    ],
+)
+def test_a_size_goal_keeps_the_searchs_choices_within_its_cap(  # type: ignore[no-untyped-def]
+    iris, free, goal_per_member: float, goal_search_sparsity: float, stops_on_the_cap: bool
+) -> None:
+    sizes = {m.params for m in free.ensemble.members}
+    assert len(sizes) == 1
+    per_member = sizes.pop()
+    # what makes the cap matter: without a goal the search grows to three members
+    assert len(free.ensemble.members) == 3
+    goal = int(per_member * goal_per_member)
+    evaluation = dict(
+        tiny_spec_dict()["evaluation"],  # type: ignore[call-overload]
+        max_nonzero_params=goal,
+        goal_search_sparsity=goal_search_sparsity,
+    )
+    spec = _spec(**SAME_SHAPE, evaluation=evaluation)
+    cap = spec.evaluation.search_param_cap
+    assert cap == int(goal / (1 - goal_search_sparsity))
+    capped = AdaNetSearch(spec, iris).run()
+    assert len(capped.ensemble.members) <= max(1, cap // per_member)
+    overruled = 0
+    for it in capped.iterations:
+        # every candidate ensemble is recorded with its size, those over the cap included
+        for e in it.ensembles:
+            assert e.params == per_member * len(e.members)
+        within = [e for e in it.ensembles if e.params <= cap]
+        best = min(it.ensembles, key=lambda e: e.objective)
+        if it.chosen:
+            chosen = next(e for e in it.ensembles if e.name == it.chosen)
+            # over the cap only when nothing fits and the ensemble is still empty
+            assert chosen.objective == min(e.objective for e in within or it.ensembles)
+            assert within or it.iteration == 0
+        overruled += best.params > cap and bool(within or it.iteration)
+        # a candidate's F (what the sampler is told) is its best ensemble within the cap
+        for c in it.candidates:
+            mine = [e for e in it.ensembles if c.name in e.new_members]
+            fits = [e for e in mine if e.params <= cap] or mine
+            assert c.objective == min(e.objective for e in fits)
+    # the cap changed at least one choice: an ensemble over it had the lowest F
+    assert overruled
+    if stops_on_the_cap:
+        assert capped.stop_reason == "no_improvement"
+        assert capped.iterations[-1].chosen is None
+        assert "the size goal" in capped.stop_detail and f"{cap:,}" in capped.stop_detail
+    else:
+        assert capped.stop_reason == "max_iterations" and capped.stop_detail == ""

@@ -53,6 +53,10 @@ def test_a_custom_spec_round_trips_through_json() -> None:
             {"evaluation": {"max_nonzero_params": 0}},
             "evaluation.max_nonzero_params: Input should be greater than or equal to 1",
         ),
+        (
+            {"evaluation": {"goal_search_sparsity": 1}},
+            "evaluation.goal_search_sparsity: Input should be less than 1",
+        ),
     ],
 )
 def test_a_bad_spec_names_the_field_and_what_is_allowed(data: dict, message: str) -> None:
