@@ -38,6 +38,8 @@ TARGETS = {
 
 
 def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Namespace) -> dict:
+    import numpy as np
+
     from automl.data import load_builtin, prepare
     from automl.executors import create_executor
     from automl.runner import finish
@@ -104,6 +106,23 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
         "fine_tune_epochs": plan.get("fine_tune_epochs"),
         "sparsity": report["evaluation"]["sparsity"] if report.get("evaluation") else 0.0,
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        # how fast this machine trains (the same spec on another machine of "2 cores" ran
+        # 60-epoch conv1d candidates in ~40 s or in ~110 s): figures compare at equal speed only
+        "candidate_s": round(
+            float(
+                np.mean(
+                    [
+                        c.duration_s
+                        for it in result.iterations
+                        for c in it.candidates
+                        if c.state == "completed" and c.duration_s
+                    ]
+                    or [0.0]
+                )
+            ),
+            1,
+        ),
+        "cpu": cpu_model(),
         "search_s": round(search_s, 1),
         # the rest of the job: the evaluation phase, then the final model and its exports
         "evaluation_s": (report.get("evaluation") or {}).get("wall_s"),
@@ -139,6 +158,17 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
             )[: spec.candidates_per_iteration]
         ],
     }
+
+
+def cpu_model() -> str:
+    """The processor's name, as /proc/cpuinfo gives it ("" elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def search_test_accuracy(result: object) -> float:
@@ -243,7 +273,7 @@ def warm_configurations(args: argparse.Namespace, name: str) -> list[dict]:
 def table(rows: list[dict]) -> str:
     lines = [
         f"{'dataset':9} {'sampler':7} {'seeds':5} {'acc mean':>8} {'target':>7} "
-        f"{'wall s':>7} {'budget':>6} {'nonzero':>8} {'ens≥best':>8}"
+        f"{'wall s':>7} {'budget':>6} {'nonzero':>8} {'ens≥best':>8} {'cand. s':>7}"
     ]
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
@@ -256,7 +286,8 @@ def table(rows: list[dict]) -> str:
             f"{'' if target is None else f'{100 * target:.1f}%':>7} "
             f"{max(r['wall_s'] for r in rs):7.0f} {rs[0]['budget_s']:6.0f} "
             f"{max(r['nonzero_params'] for r in rs):8d} "
-            f"{'yes' if all(r['ensemble_ge_best_member'] for r in rs) else 'no':>8}"
+            f"{'yes' if all(r['ensemble_ge_best_member'] for r in rs) else 'no':>8} "
+            f"{sum(r.get('candidate_s', 0.0) for r in rs) / len(rs):7.0f}"
         )
     return "\n".join(lines)
 
