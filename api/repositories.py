@@ -455,34 +455,18 @@ class CandidateRepository:
         descending: bool = False,
         limit: int = 50,
         offset: int = 0,
-    ) -> tuple[Sequence[Candidate], int]:
+        rows: bool = False,
+    ) -> tuple[Sequence[Any], int]:
+        """A page of the job's candidates and their total: ORM instances, or with ``rows``
+        plain dicts of ``CANDIDATE_ROW_COLUMNS`` (the API's polled page: no ORM instances)."""
         params: dict[str, Any] = {"job_id": job_id}
         if iteration is not None:
             params["iteration"] = iteration
         if state:
             params["state"] = state
-        paged = _candidates_page(iteration is not None, bool(state), sort, descending)
-        return read_page(self.s, paged, params, limit, offset)
-
-    def list_rows(
-        self,
-        job_id: str,
-        *,
-        iteration: int | None = None,
-        state: str | None = None,
-        sort: str = "created",
-        descending: bool = False,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> tuple[Sequence[dict[str, Any]], int]:
-        """:meth:`list` as plain rows (``CANDIDATE_ROW_COLUMNS``): the API's polled page."""
-        params: dict[str, Any] = {"job_id": job_id}
-        if iteration is not None:
-            params["iteration"] = iteration
-        if state:
-            params["state"] = state
-        paged = _candidates_page(iteration is not None, bool(state), sort, descending, rows=True)
-        return read_rows_page(self.s, paged, params, limit, offset)
+        paged = _candidates_page(iteration is not None, bool(state), sort, descending, rows)
+        read = read_rows_page if rows else read_page
+        return read(self.s, paged, params, limit, offset)
 
     def all_for_iterations(self, job_id: str, below: int) -> Sequence[Candidate]:
         return self.s.scalars(

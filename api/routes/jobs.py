@@ -111,8 +111,9 @@ async def list_candidates(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CandidatesPublic:
     def read(job: Job, session: Session) -> CandidatesPublic:
-        rows, total = CandidateRepository(session).list_rows(
+        rows, total = CandidateRepository(session).list(
             job.id,
+            rows=True,
             iteration=iteration,
             state=candidate_state,
             sort=sort,

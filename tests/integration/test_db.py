@@ -5,12 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import make_engine, make_session_factory, session_scope
 from api.errors import SchemaTooNewError
@@ -131,11 +135,9 @@ def test_a_stored_spec_holds_the_epochs_its_data_decided(db_url: str, tmp_path: 
         engine.dispose()
 
 
-def test_a_page_gives_the_exact_total_whether_or_not_it_counts(db_url: str) -> None:
-    """A page that is not full gives the total without a count; a full page, or one past the
-    end, counts: every limit and offset gives the rows and total a count would."""
-    from api.repositories import EventRepository
-
+@contextmanager
+def _one_job(db_url: str) -> Iterator[tuple[sessionmaker[Session], str]]:
+    """A migrated database holding one job: its session factory and the job's id."""
     engine = make_engine(db_url)
     upgrade(engine)
     factory = make_session_factory(engine)
@@ -145,6 +147,18 @@ def test_a_page_gives_the_exact_total_whether_or_not_it_counts(db_url: str) -> N
             s.add(job)
             s.flush()
             job_id = job.id
+        yield factory, job_id
+    finally:
+        engine.dispose()
+
+
+def test_a_page_gives_the_exact_total_whether_or_not_it_counts(db_url: str) -> None:
+    """A page that is not full gives the total without a count; a full page, or one past the
+    end, counts: every limit and offset gives the rows and total a count would."""
+    from api.repositories import EventRepository
+
+    with _one_job(db_url) as (factory, job_id):
+        with session_scope(factory) as s:
             for i in range(7):
                 s.add(Event(job_id=job_id, kind="info", message=f"e{i}", data={}))
         with session_scope(factory) as s:
@@ -164,8 +178,6 @@ def test_a_page_gives_the_exact_total_whether_or_not_it_counts(db_url: str) -> N
                     assert total == 7
             assert events.list("0" * 32, 5, 0) == ([], 0)
             assert events.list("0" * 32, 5, 5) == ([], 0)
-    finally:
-        engine.dispose()
 
 
 def test_the_polled_pages_plain_rows_say_what_their_orm_rows_say(db_url: str) -> None:
@@ -175,15 +187,8 @@ def test_the_polled_pages_plain_rows_say_what_their_orm_rows_say(db_url: str) ->
     from api.repositories import CandidateRepository, EventRepository
     from api.schemas import CandidatePublic, EventPublic
 
-    engine = make_engine(db_url)
-    upgrade(engine)
-    factory = make_session_factory(engine)
-    try:
+    with _one_job(db_url) as (factory, job_id):
         with session_scope(factory) as s:
-            job = Job(owner="o", builtin_dataset="iris", spec={})
-            s.add(job)
-            s.flush()
-            job_id = job.id
             for i in range(6):
                 done = i % 3 != 2
                 s.add(
@@ -210,7 +215,7 @@ def test_the_polled_pages_plain_rows_say_what_their_orm_rows_say(db_url: str) ->
                 s.add(Event(job_id=job_id, kind="info", message=f"e{i}", data={"n": i, "ü": [i]}))
         with session_scope(factory) as s:
             candidates = CandidateRepository(s)
-            shapes = [
+            shapes: list[dict[str, Any]] = [
                 {},
                 {"iteration": 1},
                 {"state": "completed"},
@@ -220,14 +225,15 @@ def test_the_polled_pages_plain_rows_say_what_their_orm_rows_say(db_url: str) ->
             ]
             for shape in shapes:
                 for limit, offset in ((50, 0), (2, 1), (3, 3), (5, 10)):
-                    orm, n = candidates.list(job_id, limit=limit, offset=offset, **shape)
-                    plain, m = candidates.list_rows(job_id, limit=limit, offset=offset, **shape)
+                    page: dict[str, Any] = {"limit": limit, "offset": offset, **shape}
+                    orm, n = candidates.list(job_id, **page)
+                    plain, m = candidates.list(job_id, rows=True, **page)
                     assert m == n, shape
                     assert [CandidatePublic.model_validate(r) for r in plain] == [
                         CandidatePublic.model_validate(r) for r in orm
                     ], (shape, limit, offset)
             # the training curves stay out of the page: the candidate's own route has them
-            assert all("history" not in r for r in candidates.list_rows(job_id)[0])
+            assert all("history" not in r for r in candidates.list(job_id, rows=True)[0])
             events = EventRepository(s)
             orm_events, n = events.list(job_id, 50, 0)
             plain_events, m = events.list_rows(job_id, 50, 0)
@@ -235,5 +241,3 @@ def test_the_polled_pages_plain_rows_say_what_their_orm_rows_say(db_url: str) ->
             assert [EventPublic.model_validate(r) for r in plain_events] == [
                 EventPublic.model_validate(e) for e in orm_events
             ]
-    finally:
-        engine.dispose()
