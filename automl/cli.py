@@ -498,6 +498,15 @@ def search(
             "model has at most this many non-zero parameters (evaluation.max_nonzero_params)",
         ),
     ] = None,
+    goal_search_sparsity: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="with a size goal, the search keeps only ensembles of at most goal / (1 - "
+            "this) parameters, the phase pruning the rest away (default 0.5; 0: the search "
+            "stays within the goal unpruned; below 1; evaluation.goal_search_sparsity)",
+        ),
+    ] = None,
     executor: Annotated[
         str, typer.Option(help="where candidates train: in_process, or ray (in parallel)")
     ] = "in_process",
@@ -532,6 +541,8 @@ def search(
             raw["evaluation"]["enabled"] = False
         if max_nonzero_params is not None:
             raw["evaluation"]["max_nonzero_params"] = max_nonzero_params
+        if goal_search_sparsity is not None:
+            raw["evaluation"]["goal_search_sparsity"] = goal_search_sparsity
         search_spec = SearchSpec.from_dict(raw)
         ds = _load_dataset(dataset, csv, label, npz, task, _column_types(column_types))
         search_spec.resolve_families(ds.kind)

@@ -31,7 +31,7 @@ NUMBER_FIELDS = (
 LIST_FIELDS = ("families", "optimizers")
 CHOICE_FIELDS = ("sampler",)
 # form field → the key it sets in the spec's ``evaluation`` object
-EVALUATION_NUMBER_FIELDS = ("max_nonzero_params",)
+EVALUATION_NUMBER_FIELDS = ("max_nonzero_params", "goal_search_sparsity")
 FORM_FIELDS = (
     *NUMBER_FIELDS,
     *LIST_FIELDS,

@@ -52,6 +52,8 @@ def digits_run(
         # a goal every model of this size meets: the flag reaches the phase, which records it
         "--max-nonzero-params",
         str(GOAL),
+        "--goal-search-sparsity",
+        "0.25",
         "--out",
         str(out),
     )
@@ -88,6 +90,7 @@ def test_tiny_digits_search_writes_a_complete_report(digits_run) -> None:  # typ
     assert goal["step"] == "size_goal" and goal["details"]["goal"] == GOAL
     assert goal["details"]["met"] is True and not goal["kept"]
     assert arch["spec"]["evaluation"]["max_nonzero_params"] == GOAL
+    assert arch["spec"]["evaluation"]["goal_search_sparsity"] == 0.25
     # what the user saw: the per-iteration table and the final summary
     assert "iteration 0" in proc.stdout and "learning rate" in proc.stdout
     assert "final ensemble" in proc.stdout and "test: accuracy" in proc.stdout
@@ -199,6 +202,14 @@ def test_csv_search_with_a_named_label(tmp_path: Path) -> None:
         (
             ["search", "--dataset", "digits", "--max-nonzero-params", "0"],
             "Invalid value for '--max-nonzero-params'",
+        ),
+        (
+            ["search", "--dataset", "digits", "--goal-search-sparsity", "-0.1"],
+            "Invalid value for '--goal-search-sparsity'",
+        ),
+        (
+            ["search", "--dataset", "digits", "--goal-search-sparsity", "1"],
+            "evaluation.goal_search_sparsity: Input should be less than 1",
         ),
     ],
 )

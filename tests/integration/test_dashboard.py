@@ -177,7 +177,11 @@ def finished_job(server: Server) -> str:
     with api(server) as c:
         if "finished" not in SHARED:
             # as the form sends it: with the size goal its field sets
-            goal = {**FORM_SPEC["evaluation"], "max_nonzero_params": FORM_GOAL}
+            goal = {
+                **FORM_SPEC["evaluation"],
+                "max_nonzero_params": FORM_GOAL,
+                "goal_search_sparsity": 0.25,
+            }
             spec = {**FORM_SPEC, "evaluation": goal}
             job = c.post("/api/v1/jobs", json={"dataset": "iris", "spec": spec}).json()
             SHARED["finished"] = job["id"]
@@ -385,6 +389,17 @@ def test_a_bad_field_of_the_new_job_form_shows_the_apis_message(
     expect(page.locator("#f-max_nonzero_params")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("[data-error-for=epochs]")).to_have_text(expected)
     page.fill("#f-max_nonzero_params", "")
+    # so does the sparsity the search plans for with a goal (below 1)
+    page.fill("#f-goal_search_sparsity", "1")
+    page.click("form.job-form button[type=submit]")
+    planned = _api_message(
+        server,
+        {"dataset": "iris", "spec": {"evaluation": {"goal_search_sparsity": 1}}},
+        "spec.evaluation.goal_search_sparsity",
+    )
+    expect(page.locator("[data-error-for=goal_search_sparsity]")).to_have_text(planned)
+    expect(page.locator("#f-goal_search_sparsity")).to_have_attribute("aria-invalid", "true")
+    page.fill("#f-goal_search_sparsity", "")
 
     # a rule of the service (families that do not fit the data), next to the families
     page.fill("#f-epochs", "")
@@ -453,6 +468,7 @@ def test_submit_from_the_form_and_watch_it_grow_live(
     page.check("input[name=optimizers][value=rmsprop]")
     page.select_option("#f-evaluation", "on")
     page.fill("#f-max_nonzero_params", str(FORM_GOAL))
+    page.fill("#f-goal_search_sparsity", "0.25")
     spec = {k: FORM_SPEC[k] for k in ("batch_size", "seed", "evaluation")}
     page.fill("#f-spec", json.dumps(spec))
     page.click("form.job-form button[type=submit]")
@@ -465,6 +481,7 @@ def test_submit_from_the_form_and_watch_it_grow_live(
     assert sent["spec"]["evaluation"]["cv_folds"] == 2 and sent["dataset"] == "iris"
     # the form's size goal joined the JSON's evaluation object
     assert sent["spec"]["evaluation"]["max_nonzero_params"] == FORM_GOAL
+    assert sent["spec"]["evaluation"]["goal_search_sparsity"] == 0.25
 
     # the overview (growth plot) here, the candidates table in a second tab
     wait_plot(page, "plot-growth")
