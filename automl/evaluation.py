@@ -34,7 +34,7 @@ from automl.executors import Executor, InProcessExecutor, StopCheck
 from automl.metrics import classification_metrics, regression_metrics, selection_metric
 from automl.model import member_logits
 from automl.search import FinalEnsemble, SelectionFit, member_from_result
-from automl.spec import SearchSpec
+from automl.spec import EvaluationSpec, SearchSpec
 from automl.training import (
     CandidateResult,
     CandidateSpec,
@@ -369,7 +369,11 @@ def _grow_spec(spec: SearchSpec, member: Member, rule: str) -> tuple[CandidateSp
 
 
 def _fine_tune_spec(
-    member: Member, sparsity: float, epochs: int, timeout_s: float | None = None
+    member: Member,
+    sparsity: float,
+    epochs: int,
+    ev: EvaluationSpec,
+    timeout_s: float | None = None,
 ) -> CandidateSpec:
     return CandidateSpec(
         name=f"{member.name}_prune{sparsity:g}",
@@ -382,16 +386,23 @@ def _fine_tune_spec(
         kind="fine_tune",
         sparsity=sparsity,
         timeout_s=timeout_s,
+        tune_lr_scale=ev.fine_tune_learning_rate,
+        tune_schedule=ev.fine_tune_schedule,
     )
 
 
 def fine_tune_pruned(
-    member: Member, data: PreparedData, sparsity: float, epochs: int
+    member: Member,
+    data: PreparedData,
+    sparsity: float,
+    epochs: int,
+    ev: EvaluationSpec | None = None,
 ) -> tuple[Member, list[np.ndarray | None]]:
     """Zero the smallest weights of each kernel, then train on the member's own loss with the
-    mask held (in this process)."""
+    mask held (in this process), at the learning rate and schedule ``ev`` gives (the
+    defaults without it)."""
     res = train_candidate(
-        _fine_tune_spec(member, sparsity, epochs),
+        _fine_tune_spec(member, sparsity, epochs, ev or EvaluationSpec()),
         TrainingData.from_prepared(data),
         init_weights=member.weights,
     )
@@ -433,7 +444,7 @@ def _refit(
     stay. Kept unless a training fails (then the members stay as they were)."""
     batch = [
         replace(
-            _fine_tune_spec(m, sparsity, epochs, spec.candidate_timeout_s),
+            _fine_tune_spec(m, sparsity, epochs, spec.evaluation, spec.candidate_timeout_s),
             name=f"{m.name}_refit",
             origin="refit",
             refit=True,
@@ -953,7 +964,7 @@ def evaluate(
         )
         levels = []
     tune_specs = {
-        (level, m.name): _fine_tune_spec(m, level, tune_epochs, spec.candidate_timeout_s)
+        (level, m.name): _fine_tune_spec(m, level, tune_epochs, ev, spec.candidate_timeout_s)
         for level in levels
         for m in members
     }

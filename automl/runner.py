@@ -431,7 +431,9 @@ def replay(run_dir: str | Path, out_dir: str | Path | None = None) -> RunOutcome
         # the evaluation phase kept this sparsity: prune and fine-tune the same way
         from automl.evaluation import fine_tune_pruned
 
-        members = [fine_tune_pruned(m, data, sparsity, tune_epochs)[0] for m in members]
+        members = [
+            fine_tune_pruned(m, data, sparsity, tune_epochs, spec.evaluation)[0] for m in members
+        ]
         logits = [member_logits(m, data) for m in members]
     fit = SelectionFit(spec, data)(members, logits)
     info = data_info(data)

@@ -59,6 +59,10 @@ class CandidateSpec:
     timeout_s: float | None = None
     # train on the training and validation rows together (the evaluation phase's refit)
     refit: bool = False
+    # a fine-tune's learning rate, as a fraction of the member's, and its schedule over the
+    # fine-tune: "constant", or "cosine" (decayed to zero)
+    tune_lr_scale: float = 0.1
+    tune_schedule: str = "constant"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -417,10 +421,11 @@ def _fine_tune(
 ) -> CandidateResult:
     """Zero the ``spec.sparsity`` smallest weights of each kernel, then train on the member's
     own loss with the mask held (re-applied after every step, so pruned weights stay exactly
-    zero) for ``spec.epochs`` epochs at a tenth of its learning rate."""
+    zero) for ``spec.epochs`` epochs at ``spec.tune_lr_scale`` of its learning rate (a tenth
+    by default), held or decayed to zero (``spec.tune_schedule``)."""
     import keras
 
-    from automl.optimizers import create_optimizer
+    from automl.optimizers import create_optimizer, create_schedule
 
     hp = spec.hparams
     masks = magnitude_masks(init_weights, float(spec.sparsity or 0.0))
@@ -443,10 +448,15 @@ def _fine_tune(
                     if mask is not None:
                         var.assign(var.numpy() * mask)
 
-        model.compile(
-            optimizer=create_optimizer(str(hp["optimizer"]), float(hp["learning_rate"]) * 0.1),
-            loss=_loss(data.task),
+        if spec.tune_schedule not in ("constant", "cosine"):
+            raise ValueError(f"{spec.name}: unknown fine-tune schedule {spec.tune_schedule!r}")
+        lr = create_schedule(
+            spec.tune_schedule,
+            float(hp["learning_rate"]) * spec.tune_lr_scale,
+            steps_per_epoch=int(np.ceil(len(data.x_train) / int(hp["batch_size"]))),
+            epochs=spec.epochs,
         )
+        model.compile(optimizer=create_optimizer(str(hp["optimizer"]), lr), loss=_loss(data.task))
         model.fit(
             data.x_train,
             data.y_train,

@@ -10,7 +10,8 @@ from automl.ensemble import MixtureFit
 from automl.evaluation import _Bench, evaluate, fine_tune_pruned, is_kernel, magnitude_masks
 from automl.executors import InProcessExecutor
 from automl.search import AdaNetSearch, SearchResult
-from automl.spec import SearchSpec
+from automl.spec import EvaluationSpec, SearchSpec
+from automl.training import CandidateSpec
 from automl.training_store import TrainingStore
 from tests.conftest import tiny_spec_dict
 
@@ -44,12 +45,21 @@ def test_the_mask_holds_through_fine_tuning(searched) -> None:  # type: ignore[n
     spec, data, result = searched
     member = result.ensemble.members[0]
     tuned, masks = fine_tune_pruned(member, data, 0.6, epochs=3)
-    for before, after, mask in zip(member.weights, tuned.weights, masks, strict=True):
+    # the whole learning rate decayed by cosine: the mask holds as well, and the rate and
+    # schedule reach the training (other weights than a tenth of it held)
+    ev = EvaluationSpec(fine_tune_learning_rate=1.0, fine_tune_schedule="cosine")
+    cosine, same_masks = fine_tune_pruned(member, data, 0.6, epochs=3, ev=ev)
+    for before, after, mask, other, other_mask in zip(
+        member.weights, tuned.weights, masks, cosine.weights, same_masks, strict=True
+    ):
         if mask is None:
             continue
-        assert np.all(after[~mask] == 0)  # pruned stay exactly zero...
-        assert not np.allclose(after[mask], before[mask])  # ...while the rest trained
-        assert np.mean(after == 0) == pytest.approx(0.6, abs=1.0 / after.size)
+        np.testing.assert_array_equal(mask, other_mask)
+        for w in (after, other):
+            assert np.all(w[~mask] == 0)  # pruned stay exactly zero...
+            assert not np.allclose(w[mask], before[mask])  # ...while the rest trained
+            assert np.mean(w == 0) == pytest.approx(0.6, abs=1.0 / w.size)
+        assert not np.allclose(after[mask], other[mask])
 
 
 def test_the_phase_records_every_step_and_keeps_what_it_says(searched) -> None:  # type: ignore[no-untyped-def]
@@ -230,9 +240,11 @@ class _Starts(InProcessExecutor):
         super().__init__()
         self.started: dict[str, tuple[np.ndarray, ...]] = {}
         self.ended: dict[str, tuple[np.ndarray, ...]] = {}
+        self.specs: dict[str, CandidateSpec] = {}
 
     def run(self, specs, on_epoch=None, on_start=None, should_stop=None, init_weights=None):  # type: ignore[no-untyped-def]
         for s in specs:
+            self.specs[s.name] = s
             if init_weights and s.name in init_weights:
                 self.started[s.name] = tuple(init_weights[s.name])
         for res in super().run(specs, on_epoch, on_start, should_stop, init_weights):
@@ -253,6 +265,8 @@ def test_each_sparsity_level_prunes_the_weights_the_level_before_left(searched) 
                     "prune_members_threshold": 0.0,
                     "cv_folds": 0,
                     "grow": False,
+                    "fine_tune_learning_rate": 0.5,
+                    "fine_tune_schedule": "cosine",
                 }
             )
         }
@@ -260,6 +274,8 @@ def test_each_sparsity_level_prunes_the_weights_the_level_before_left(searched) 
     ex = _Starts()
     evaluate(spec, data, result.ensemble, executor=ex)
     assert len(ex.started) == 2 * len(result.ensemble.members)
+    # every fine-tune at the spec's learning rate and schedule
+    assert {(s.tune_lr_scale, s.tune_schedule) for s in ex.specs.values()} == {(0.5, "cosine")}
     for m in result.ensemble.members:
         half, three = f"{m.name}_prune0.5", f"{m.name}_prune0.75"
         for a, b in zip(ex.started[half], m.weights, strict=True):

@@ -57,6 +57,14 @@ def test_a_custom_spec_round_trips_through_json() -> None:
             {"evaluation": {"goal_search_sparsity": 1}},
             "evaluation.goal_search_sparsity: Input should be less than 1",
         ),
+        (
+            {"evaluation": {"fine_tune_learning_rate": 0}},
+            "evaluation.fine_tune_learning_rate: Input should be greater than 0",
+        ),
+        (
+            {"evaluation": {"fine_tune_schedule": "linear"}},
+            "evaluation.fine_tune_schedule: must be one of 'constant' or 'cosine'",
+        ),
     ],
 )
 def test_a_bad_spec_names_the_field_and_what_is_allowed(data: dict, message: str) -> None:
