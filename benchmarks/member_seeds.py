@@ -36,25 +36,32 @@ def _value(text: str) -> Any:
         return text
 
 
-def train_one(dataset: str, data_seed: int, init_seed: int, hp: dict, epochs: int) -> dict:
-    """One member on data seed ``data_seed``'s training rows; its softmax outputs on the
-    validation and test rows."""
+def job_split(dataset: str, data_seed: int) -> Any:
+    """A built-in dataset split as a default job with data seed ``data_seed`` splits it, in a
+    process training on one core."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from automl.data import load_builtin, prepare
-    from automl.ensemble import softmax
     from automl.spec import SearchSpec
-    from automl.training import CandidateSpec, TrainingData, train_candidate
 
     spec = SearchSpec()
-    data = prepare(
+    return prepare(
         load_builtin(dataset),
         test_fraction=spec.test_fraction,
         validation_fraction=spec.validation_fraction,
         seed=data_seed,
     )
+
+
+def train_one(dataset: str, data_seed: int, init_seed: int, hp: dict, epochs: int) -> dict:
+    """One member on data seed ``data_seed``'s training rows; its softmax outputs on the
+    validation and test rows."""
+    from automl.ensemble import softmax
+    from automl.training import CandidateSpec, TrainingData, train_candidate
+
+    data = job_split(dataset, data_seed)
     cspec = CandidateSpec(
         name=f"m{init_seed}",
         iteration=0,

@@ -44,21 +44,10 @@ def prune_one(
 ) -> list[dict[str, Any]]:
     """One member, dense then at each level (per fine-tune learning rate and schedule): its
     validation and test accuracy."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    from automl.data import load_builtin, prepare
-    from automl.spec import SearchSpec
     from automl.training import CandidateSpec, TrainingData, build_subnetwork, train_candidate
+    from benchmarks.member_seeds import job_split
 
-    spec = SearchSpec()
-    data = prepare(
-        load_builtin(dataset),
-        test_fraction=spec.test_fraction,
-        validation_fraction=spec.validation_fraction,
-        seed=data_seed,
-    )
+    data = job_split(dataset, data_seed)
     training = TrainingData.from_prepared(data)
     shape = {
         "n_features": data.x_train.shape[1],
