@@ -376,30 +376,21 @@ def test_a_bad_field_of_the_new_job_form_shows_the_apis_message(
     expect(page.locator("[data-error-for=spec]")).to_have_text(f"spec.optimizers.0: {lion}")
     expect(page.locator("[data-error-for=max_iterations]")).to_have_count(0)
 
-    # the size goal sets a field of the spec's evaluation object; its error shows beside it
+    # the size goal, and the sparsity the search plans for with it (below 1), set fields of
+    # the spec's evaluation object; each one's error shows beside it
     page.fill("#f-spec", "{}")
-    page.fill("#f-max_nonzero_params", "0")
-    page.click("form.job-form button[type=submit]")
-    goal = _api_message(
-        server,
-        {"dataset": "iris", "spec": {"evaluation": {"max_nonzero_params": 0}}},
-        "spec.evaluation.max_nonzero_params",
-    )
-    expect(page.locator("[data-error-for=max_nonzero_params]")).to_have_text(goal)
-    expect(page.locator("#f-max_nonzero_params")).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("[data-error-for=epochs]")).to_have_text(expected)
-    page.fill("#f-max_nonzero_params", "")
-    # so does the sparsity the search plans for with a goal (below 1)
-    page.fill("#f-goal_search_sparsity", "1")
-    page.click("form.job-form button[type=submit]")
-    planned = _api_message(
-        server,
-        {"dataset": "iris", "spec": {"evaluation": {"goal_search_sparsity": 1}}},
-        "spec.evaluation.goal_search_sparsity",
-    )
-    expect(page.locator("[data-error-for=goal_search_sparsity]")).to_have_text(planned)
-    expect(page.locator("#f-goal_search_sparsity")).to_have_attribute("aria-invalid", "true")
-    page.fill("#f-goal_search_sparsity", "")
+    for name, value in (("max_nonzero_params", 0), ("goal_search_sparsity", 1)):
+        page.fill(f"#f-{name}", str(value))
+        page.click("form.job-form button[type=submit]")
+        message = _api_message(
+            server,
+            {"dataset": "iris", "spec": {"evaluation": {name: value}}},
+            f"spec.evaluation.{name}",
+        )
+        expect(page.locator(f"[data-error-for={name}]")).to_have_text(message)
+        expect(page.locator(f"#f-{name}")).to_have_attribute("aria-invalid", "true")
+        expect(page.locator("[data-error-for=epochs]")).to_have_text(expected)
+        page.fill(f"#f-{name}", "")
 
     # a rule of the service (families that do not fit the data), next to the families
     page.fill("#f-epochs", "")
