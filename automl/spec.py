@@ -281,12 +281,14 @@ class EvaluationSpec(_Model):
         ge=1,
         le=10**12,
         description="a size goal (as AutoKeras' max_model_size): the final model has at most "
-        "this many non-zero parameters. When the model the tolerances keep has more, the "
-        "phase also fine-tunes the sparsity level that meets the goal, brings every model at "
-        "hand (before weight pruning, each level) to the goal by dropping members (the one "
-        "whose removal leaves F lowest first), and keeps the one of lowest F whatever the "
-        "tolerances say; recorded in the size_goal step, where a goal nothing met is recorded "
-        "as missed (the job still succeeds). Unset: no goal, the tolerances decide alone",
+        "this many non-zero parameters. When the members entering weight pruning have more, "
+        "the phase also fine-tunes the sparsity level that meets the goal. Then every model at "
+        "hand (before weight pruning, each level) is brought to the goal by dropping members "
+        "(the one whose removal leaves F lowest first) and the one of lowest F is kept, "
+        "whatever the tolerances say: a dense model within the goal is not pruned further "
+        "unless a level lowers F. Recorded in the size_goal step (every option weighed, the "
+        "tolerances' choice beside it), where a goal nothing met is recorded as missed (the "
+        "job still succeeds). Unset: no goal, the tolerances decide alone",
     )
     goal_search_sparsity: float = Field(
         0.5,

@@ -598,13 +598,50 @@ def test_a_goal_no_model_can_meet_keeps_the_smallest_and_says_it_is_missed(searc
     assert ev.sparsity == goal_step.details["sparsity"] == smallest["sparsity"]
 
 
-def test_a_goal_already_met_changes_nothing(searched) -> None:  # type: ignore[no-untyped-def]
+def test_a_goal_the_dense_model_meets_keeps_the_lowest_f_not_the_sparsest(searched) -> None:  # type: ignore[no-untyped-def]
+    """Tolerances wide enough to keep the sparsest level, and a goal every model meets: the
+    goal weighs the model before weight pruning and each level, and keeps the one of lowest
+    F; the tolerances' choice is recorded beside it. The steps before are the phase's own."""
+    from automl.evaluation import count_nonzero
+
     spec, data, result = searched
-    plain = evaluate(_goal_spec(spec), data, result.ensemble)
-    with_goal = evaluate(_goal_spec(spec, max_nonzero_params=10**9), data, result.ensemble)
+    loose = {"accuracy_tolerance": 1.0, "objective_tolerance": 100.0, "sparsities": [0.5, 0.9]}
+    plain = evaluate(_goal_spec(spec, **loose), data, result.ensemble)
+    assert plain.sparsity == 0.9  # the tolerances alone keep the sparsest level
+    with_goal = evaluate(_goal_spec(spec, max_nonzero_params=10**9, **loose), data, result.ensemble)
     goal_step = with_goal.steps[-1]
     assert goal_step.step == "size_goal" and goal_step.details["met"] is True
-    assert not goal_step.kept
     assert [s.step for s in with_goal.steps[:-1]] == [s.step for s in plain.steps]
-    assert with_goal.sparsity == plain.sparsity
+    details = goal_step.details
+    assert details["tolerance_sparsity"] == 0.9 and details["nonzero_before"] < 10**9
+    options = details["options"]
+    assert [o["sparsity"] for o in options] == [0.0, 0.5, 0.9]
+    assert all(o["dropped"] == [] for o in options)  # nothing was over the goal
+    best = min(options, key=lambda o: (o["objective"], o["nonzero_params"]))
+    # a level with 90% of each kernel zeroed after 2 epochs of fine-tuning is worse on F than
+    # the model before pruning: what the tolerances kept is not what the goal keeps
+    assert best["sparsity"] < 0.9
+    assert with_goal.sparsity == details["sparsity"] == best["sparsity"]
+    assert goal_step.kept and goal_step.objective == pytest.approx(best["objective"])
+    assert count_nonzero(with_goal.members) == best["nonzero_params"]
+    assert [m.name for m in with_goal.members] == [m.name for m in plain.members]
+    # only the level the goal kept is marked kept among the levels
+    kept_levels = [s.step for s in with_goal.steps if s.step.startswith("prune_weights") and s.kept]
+    assert kept_levels == ([f"prune_weights_{best['sparsity']:g}"] if best["sparsity"] else [])
+
+
+def test_a_goal_met_where_the_tolerances_chose_lowest_f_changes_nothing(searched) -> None:  # type: ignore[no-untyped-def]
+    """No loss allowed: the tolerances keep the dense model, which also has the lowest F of
+    the options (the level's F is higher): the goal step records it and changes nothing."""
+    spec, data, result = searched
+    strict = {"accuracy_tolerance": 0.0, "objective_tolerance": 0.0, "sparsities": [0.9]}
+    plain = evaluate(_goal_spec(spec, **strict), data, result.ensemble)
+    with_goal = evaluate(
+        _goal_spec(spec, max_nonzero_params=10**9, **strict), data, result.ensemble
+    )
+    goal_step = with_goal.steps[-1]
+    assert plain.sparsity == 0.0 == with_goal.sparsity == goal_step.details["sparsity"]
+    assert goal_step.details["met"] is True and not goal_step.kept
+    options = goal_step.details["options"]
+    assert options[0]["objective"] < options[1]["objective"]
     assert [m.name for m in with_goal.members] == [m.name for m in plain.members]
