@@ -530,10 +530,10 @@ def test_goal_sparsity_is_the_level_that_meets_the_goal() -> None:
 
 
 def test_a_size_goal_is_met_at_the_lowest_f_of_a_sparser_level_or_fewer_members(searched) -> None:  # type: ignore[no-untyped-def]
-    """With no loss allowed by the tolerances and a goal beyond the listed levels, the phase
-    adds the level that meets the goal; then every model at hand (before pruning, each
-    level) is brought to the goal by dropping members where needed, and the one of lowest F
-    is kept."""
+    """With no loss allowed by the tolerances and a goal between the listed levels, the phase
+    adds the level that just meets the goal in its place among them; then every model at hand
+    (before pruning, each level) is brought to the goal by dropping members where needed, and
+    the one of lowest F is kept."""
     from automl.evaluation import count_nonzero, goal_sparsity
 
     spec, data, result = searched
@@ -541,17 +541,20 @@ def test_a_size_goal_is_met_at_the_lowest_f_of_a_sparser_level_or_fewer_members(
     dense = count_nonzero(members)
     goal = dense // 3
     expected = goal_sparsity(members, goal)
-    assert expected is not None and expected > 0.25
+    assert expected is not None and 0.25 < expected < 0.9
     spec = _goal_spec(
         spec,
-        sparsities=[0.25],
+        sparsities=[0.25, 0.9],
         max_nonzero_params=goal,
         accuracy_tolerance=0.0,
         objective_tolerance=0.0,
     )
     ev = evaluate(spec, data, result.ensemble)
     names = [s.step for s in ev.steps]
-    assert names[-2:] == [f"prune_weights_{expected:g}", "size_goal"]
+    # gradual pruning from the least sparse: the goal's level between the listed two
+    levels = [n for n in names if n.startswith("prune_weights_")]
+    assert levels == ["prune_weights_0.25", f"prune_weights_{expected:g}", "prune_weights_0.9"]
+    assert names[-1] == "size_goal"
     goal_step = ev.steps[-1]
     details = goal_step.details
     assert details["met"] is True and details["goal"] == goal and goal_step.kept
@@ -561,7 +564,7 @@ def test_a_size_goal_is_met_at_the_lowest_f_of_a_sparser_level_or_fewer_members(
     assert details["nonzero_before"] == by_tolerance > goal
     # one option per model at hand; the goal's own level meets it without a drop
     options = details["options"]
-    assert [o["sparsity"] for o in options] == [0.0, 0.25, expected]
+    assert [o["sparsity"] for o in options] == [0.0, 0.25, expected, 0.9]
     assert options[2]["dropped"] == [] and options[2]["nonzero_params"] <= goal
     for o in options:  # members were dropped only while over the goal
         assert o["members"] == len(members) - len(o["dropped"])
