@@ -600,6 +600,10 @@ class JobCallback(SearchCallback):
                 self.job_id, "info", f"iteration {iteration} started with {len(specs)} candidates"
             )
 
+    def on_note(self, message: str) -> None:
+        with self._session() as s:
+            EventRepository(s).add(self.job_id, "info", message)
+
     def on_candidate_start(self, spec: Any) -> None:
         with self._session() as s:
             row = CandidateRepository(s).get(self.job_id, spec.name)

@@ -183,6 +183,49 @@ def may_start_iteration(
     )
 
 
+def iteration_candidates(
+    budget_s: float,
+    spent_s: float,
+    timing: Timing | None,
+    members_after: int,
+    spec: Any,
+    candidates: int,
+) -> tuple[int, str]:
+    """How many of an iteration's ``candidates`` to train so that it fits, and why fewer.
+
+    All of them when the whole iteration fits (``may_start_iteration``). Else fewer rounds of
+    trainings: with ``timing.parallel`` trainings at once an iteration of ``candidates`` takes
+    ``ceil(candidates / parallel)`` rounds, and one of fewer candidates proportionally fewer
+    (``Timing.iteration_s`` is a whole iteration's wall). The most rounds that fit, filled:
+    on 2 workers an iteration of 4 candidates that does not fit may still train 2 (the
+    paper's two after the first iteration: the last member's configuration again, and one
+    layer deeper). 0, with ``may_start_iteration``'s reason, when not even one round fits.
+    Before the first iteration: all of them. On MNIST-1D's 600 s jobs on a slow machine the
+    search stopped after 2 iterations of ~170 s each with ~80–130 s of the budget unused: one
+    round (~90 s) fitted where a whole iteration did not."""
+    fits, why = may_start_iteration(budget_s, spent_s, timing, members_after, spec)
+    if fits or timing is None:
+        return candidates, ""
+    full_rounds = _rounds(candidates, timing.parallel)
+    for rounds in range(full_rounds - 1, 0, -1):
+        shorter = Timing(
+            timing.candidate_s,
+            timing.iteration_s * rounds / full_rounds,
+            timing.parallel,
+            timing.member_s,
+        )
+        if may_start_iteration(budget_s, spent_s, shorter, members_after, spec)[0]:
+            count = min(candidates, rounds * max(1, timing.parallel))
+            return count, (
+                f"{count} of {candidates} candidates: a whole iteration (~"
+                f"{timing.iteration_s:.0f} s) would not fit in the budget's "
+                f"{budget_s - spent_s:.0f} s left with the evaluation phase and export, "
+                f"{rounds} round(s) of {max(1, timing.parallel)} training(s) at once (~"
+                f"{shorter.iteration_s:.0f} s) do"
+            )
+    return 0, why
+
+
 def plan_evaluation(
     spec: Any, timing: Timing | None, members: int, time_left_s: float | None
 ) -> EvaluationPlan:

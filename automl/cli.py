@@ -137,6 +137,9 @@ class RichProgress:
             def on_ensemble_chosen(self, record: Any, ensemble: Any) -> None:
                 outer.iteration_end(record, ensemble)
 
+            def on_note(self, message: str) -> None:
+                console.print(f"[yellow]{message}[/]")
+
         self.callback = _Callback()
         self.progress = Progress(
             TextColumn("{task.description:<28}"),

@@ -164,12 +164,16 @@ class CandidateGenerator:
             out.append(("paper_deeper", deeper))
         return [(origin, SubnetworkBuilder.to_trial_params(hp)) for origin, hp in out]
 
-    def propose(self, iteration: int, last_member: dict[str, Any] | None) -> list[CandidateSpec]:
+    def propose(
+        self, iteration: int, last_member: dict[str, Any] | None, count: int | None = None
+    ) -> list[CandidateSpec]:
         """Candidates for iteration ``iteration`` (0-based) given the last chosen member's
-        hyperparameters (``None`` at the start)."""
+        hyperparameters (``None`` at the start): ``count`` of them (the spec's
+        ``candidates_per_iteration`` unless the time budget shortened the iteration), the
+        enqueued ones (history, starting configurations, the paper's) first."""
         from automl.subnetworks import SubnetworkBuilder
 
-        n = self.spec.candidates_per_iteration
+        n = self.spec.candidates_per_iteration if count is None else count
         origins: list[str] = []
         if iteration == 0:
             # the first iteration tries the configurations history suggested, then the

@@ -333,6 +333,7 @@ def finish(
             "search_s": round(spent, 1),
             "evaluation_and_model_s": round(time.perf_counter() - finish_started, 1),
             "stop_detail": result.stop_detail,
+            "shortened_iterations": result.iteration_notes,
             "evaluation_plan": plan.to_dict() if plan is not None else None,
         }
     path = None

@@ -10,6 +10,7 @@ when they are trained, and reused by every later candidate ensemble.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from automl.budget import Timing, may_start_iteration
+from automl.budget import Timing, iteration_candidates
 from automl.complexity import SubnetworkShape, create_complexity_measure
 from automl.data import PreparedData
 from automl.ensemble import (
@@ -157,6 +158,8 @@ class SearchResult:
     budget_left_s: float | None = None
     timing: Timing | None = None
     stop_detail: str = ""  # why the budget (or the size goal's cap) stopped it, in words
+    # iterations the budget shortened (fewer candidates than the spec's), each with why
+    iteration_notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -202,6 +205,10 @@ class SearchCallback:
     def on_ensemble_chosen(self, record: IterationRecord, ensemble: FinalEnsemble) -> None:
         """Called at the end of each iteration with the ensemble now in force."""
 
+    def on_note(self, message: str) -> None:
+        """Called with a decision the search took that the record should say in words (an
+        iteration the time budget shortened)."""
+
     def on_search_end(self, result: SearchResult) -> None:
         """Called once when the search stops."""
 
@@ -243,6 +250,10 @@ class CallbackList(SearchCallback):
     def on_ensemble_chosen(self, record: IterationRecord, ensemble: FinalEnsemble) -> None:
         for cb in self.callbacks:
             cb.on_ensemble_chosen(record, ensemble)
+
+    def on_note(self, message: str) -> None:
+        for cb in self.callbacks:
+            cb.on_note(message)
 
     def on_search_end(self, result: SearchResult) -> None:
         for cb in self.callbacks:
@@ -356,6 +367,8 @@ class AdaNetSearch:
         self.fitter = SelectionFit(spec, data)
         self._members: dict[str, Member] = {}
         self._logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # iterations the time budget shortened, in words (SearchResult.iteration_notes)
+        self.iteration_notes: list[str] = []
 
     # ---- helpers --------------------------------------------------------------------------
     def fit_mixture(self, names: Sequence[str]) -> MixtureFit:
@@ -401,7 +414,13 @@ class AdaNetSearch:
         """Put the generator and the ensemble back where the completed iterations left them."""
         state = _State(current_fit=self.fit_mixture([]))
         for rec in resume.iterations:
-            specs = generator.propose(rec.iteration, state.last_member)
+            # as many as it proposed: the budget may have shortened it (iteration_candidates)
+            specs = generator.propose(rec.iteration, state.last_member, len(rec.candidates))
+            if len(rec.candidates) < self.spec.candidates_per_iteration:
+                self.iteration_notes.append(
+                    f"iteration {rec.iteration} trained {len(rec.candidates)} of "
+                    f"{self.spec.candidates_per_iteration} candidates (the time budget)"
+                )
             stored = {c.name: c for c in rec.candidates}
             for done in rec.candidates:
                 # r(h) is not stored with a candidate (the service keeps no column for it):
@@ -481,22 +500,29 @@ class AdaNetSearch:
         # a size goal: the search chooses no ensemble the phase could not prune to it
         cap = spec.evaluation.search_param_cap
         for t in range(first, spec.iteration_limit if not state.finished else first):
+            count = spec.candidates_per_iteration
             if spec.time_budget_s is not None:
                 spent = spent_before + time.perf_counter() - started
-                fits, why = may_start_iteration(
+                count, why = iteration_candidates(
                     spec.time_budget_s,
                     spent,
                     self._timing(iterations, state.current),
                     len(state.current) + 1,
                     spec,
+                    spec.candidates_per_iteration,
                 )
-                if spent > spec.time_budget_s or not fits:
+                if spent > spec.time_budget_s or count == 0:
                     stop_reason = "time_budget"
-                    self.budget_note = why or f"the {spec.time_budget_s:g} s budget is spent"
+                    spent_all = f"the {spec.time_budget_s:g} s budget is spent"
+                    self.budget_note = why if count == 0 and why else spent_all
                     break
+                if count < spec.candidates_per_iteration:
+                    note = f"iteration {t} trains {why}"
+                    self.iteration_notes.append(note)
+                    self.cb.on_note(note)
             it_started = time.perf_counter()
             record = IterationRecord(iteration=t, previous_objective=state.current_fit.objective)
-            specs = generator.propose(t, state.last_member)
+            specs = generator.propose(t, state.last_member, count)
             self.cb.on_iteration_start(t, specs)
             by_name: dict[str, CandidateRecord] = {}
             new_ok: list[str] = []
@@ -634,6 +660,7 @@ class AdaNetSearch:
             ),
             timing=self._timing(iterations, state.current),
             stop_detail=self.budget_note,
+            iteration_notes=list(self.iteration_notes),
         )
         self.cb.on_search_end(outcome)
         return outcome
@@ -657,14 +684,22 @@ class AdaNetSearch:
             for c in it.candidates
             if c.state != "failed" and c.duration_s
         }
-        walls = [it.duration_s for it in iterations if it.duration_s]
+        parallel = self.executor.parallelism
+        full = math.ceil(self.spec.candidates_per_iteration / max(1, parallel))
+        # a whole iteration's wall: one the budget shortened (fewer rounds of trainings)
+        # counts as the whole one it stands for
+        walls = [
+            it.duration_s * full / max(1, math.ceil(len(it.candidates) / max(1, parallel)))
+            for it in iterations
+            if it.duration_s and it.candidates
+        ]
         if not done or not walls:
             return None
         mean = float(np.mean(list(done.values())))
         return Timing(
             candidate_s=mean,
             iteration_s=float(np.mean(walls)),
-            parallel=self.executor.parallelism,
+            parallel=parallel,
             member_s=[float(done.get(m, mean)) for m in members],
         )
 

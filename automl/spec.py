@@ -450,7 +450,8 @@ class SearchSpec(_Model):
         gt=0,
         description="seconds for the whole job (search, evaluation phase, final model and "
         "export): an iteration starts only if the smallest evaluation phase still fits after "
-        "it, and the phase cuts folds, sparsity levels and grow rules to fit what is left",
+        "it (one that would not fit whole trains the rounds of candidates that do), and the "
+        "phase cuts folds, sparsity levels and grow rules to fit what is left",
     )
     candidate_timeout_s: float | None = Field(
         None,

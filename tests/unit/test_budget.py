@@ -10,12 +10,13 @@ from automl.budget import (
     Timing,
     estimate_evaluation,
     export_reserve,
+    iteration_candidates,
     may_start_iteration,
     plan_evaluation,
 )
 from automl.data import load_builtin, prepare
 from automl.runner import finish
-from automl.search import AdaNetSearch
+from automl.search import AdaNetSearch, ResumeState, SearchCallback
 from automl.spec import SearchSpec
 from tests.conftest import tiny_spec_dict
 
@@ -138,6 +139,89 @@ def test_an_iteration_starts_only_if_the_smallest_phase_and_the_export_still_fit
     ok, why = may_start_iteration(100.0, 100.0 - 20.0 - tail + 1.0, timing, 2, spec)
     assert not ok and "would not fit" in why
     assert may_start_iteration(100.0, 100.0 - 20.0 - tail - 1.0, timing, 2, spec)[0]
+
+
+def test_an_iteration_that_does_not_fit_whole_trains_the_rounds_that_do() -> None:
+    """4 candidates on 2 workers are 2 rounds of trainings: where the whole iteration does not
+    fit but one round does, 2 candidates train (and why is said); where not even one round
+    fits, none (the search stops with may_start_iteration's reason)."""
+    spec = _spec()
+    timing = Timing(candidate_s=4.0, iteration_s=20.0, parallel=2)
+    tail = export_reserve(100.0, 2) + estimate_evaluation(timing, 2, 0, False, 1, 10, 2)
+    assert iteration_candidates(100.0, 5.0, None, 1, spec, 4) == (4, "")  # nothing measured
+    assert iteration_candidates(100.0, 100.0 - 20.0 - tail - 1.0, timing, 2, spec, 4) == (4, "")
+    count, why = iteration_candidates(100.0, 100.0 - 10.0 - tail - 1.0, timing, 2, spec, 4)
+    assert count == 2 and why.startswith("2 of 4 candidates: a whole iteration (~20 s)")
+    assert "1 round(s) of 2 training(s) at once (~10 s)" in why
+    count, why = iteration_candidates(100.0, 100.0 - 10.0 - tail + 1.0, timing, 2, spec, 4)
+    assert count == 0 and "would not fit" in why
+    # 6 candidates on 4 workers: 2 rounds; the one round that fits trains 4 of them
+    wide = Timing(candidate_s=4.0, iteration_s=20.0, parallel=4)
+    tail = export_reserve(100.0, 2) + estimate_evaluation(wide, 2, 0, False, 1, 10, 2)
+    assert iteration_candidates(100.0, 100.0 - 10.0 - tail - 1.0, wide, 2, spec, 6)[0] == 4
+    # one worker: each candidate is a round
+    one = Timing(candidate_s=4.0, iteration_s=20.0, parallel=1)
+    tail = export_reserve(100.0, 2) + estimate_evaluation(one, 2, 0, False, 1, 10, 2)
+    assert iteration_candidates(100.0, 100.0 - 15.0 - tail - 0.5, one, 2, spec, 4)[0] == 3
+
+
+class _Clock:
+    """The search's clock, advanced by the test: 10 s per candidate trained (the trainings
+    themselves take a second or so), so the budget's decisions do not depend on the
+    machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_a_shortened_iteration_is_recorded_and_replayed_on_resume(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Iris, 2 candidates per iteration on one worker, a 60 s budget on a clock that counts 10 s
+    per training: after iteration 0 (20 s) a whole iteration and the phase would not fit, one
+    candidate does. Iteration 1 trains one, says why (event hook, result, report), and a
+    search resumed from both iterations replays that one candidate rather than refusing the
+    record (it would propose two: 'cannot resume')."""
+    import automl.search as search_module
+
+    clock = _Clock()
+    monkeypatch.setattr(search_module, "time", clock)
+
+    class Tick(SearchCallback):
+        def __init__(self) -> None:
+            self.notes: list[str] = []
+            self.weights: dict[str, list] = {}
+
+        def on_candidate_result(self, result) -> None:  # type: ignore[no-untyped-def]
+            clock.now += 10.0
+            self.weights[result.spec.name] = result.weights
+
+        def on_note(self, message: str) -> None:
+            self.notes.append(message)
+
+    spec = SearchSpec.from_dict(
+        tiny_spec_dict(max_iterations=2, time_budget_s=60.0, force_grow=True, seed=4)
+    )
+    data = prepare(load_builtin("iris"), seed=4)
+    tick = Tick()
+    result = AdaNetSearch(spec, data, callbacks=[tick]).run()
+    assert [len(it.candidates) for it in result.iterations] == [2, 1]
+    assert tick.notes == result.iteration_notes
+    assert len(tick.notes) == 1 and tick.notes[0].startswith("iteration 1 trains 1 of 2 candidates")
+    assert result.iterations[1].candidates[0].origin == "paper_same_depth"  # the enqueued first
+    outcome = finish(result)
+    assert outcome.report["budget"]["shortened_iterations"] == tick.notes
+
+    members = next(e.members for e in result.iterations[1].ensembles if e.chosen)
+    resumed = AdaNetSearch(spec, data).run(
+        resume=ResumeState(result.iterations, {m: tick.weights[m] for m in members})
+    )
+    assert [len(it.candidates) for it in resumed.iterations] == [2, 1]
+    assert resumed.iteration_notes == ["iteration 1 trained 1 of 2 candidates (the time budget)"]
+    assert [m.name for m in resumed.ensemble.members] == members
 
 
 def test_a_budget_shorter_than_the_job_still_ends_with_a_model_and_says_what_it_cut() -> None:
