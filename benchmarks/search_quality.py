@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-TARGETS = {
+TARGETS: dict[str, dict[str, float | None]] = {
     "digits": {"budget_s": 300.0, "accuracy": 0.988, "nonzero": None},
     "mnist1d": {"budget_s": 600.0, "accuracy": 0.988, "nonzero": 150_000},
 }
@@ -98,6 +98,8 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
         "nonzero_params": report["ensemble"]["nonzero_params"],
         "iterations": len(result.iterations),
         "stop_reason": result.stop_reason,
+        # iterations the budget cut to the rounds of candidates that fit, each with its reason
+        "shortened_iterations": list(result.iteration_notes),
         "evaluation_cuts": plan.get("cuts", []),
         # the plan's estimate of the phase against the time it had (how close the budget's
         # estimates run), and the fine-tunes' epochs it chose
@@ -154,7 +156,7 @@ def run_one(name: str, seed: int, sampler: str, budget: float, args: argparse.Na
             c.hparams
             for c in sorted(
                 (c for it in result.iterations for c in it.candidates if c.objective is not None),
-                key=lambda c: c.objective,
+                key=lambda c: float(c.objective or 0.0),
             )[: spec.candidates_per_iteration]
         ],
     }
@@ -318,7 +320,7 @@ def main() -> int:
     )
     parser.add_argument("--warm-seed", type=int, help="the earlier run's seed to take them from")
     args = parser.parse_args()
-    budgets = {k: v["budget_s"] for k, v in TARGETS.items()}
+    budgets = {k: float(v["budget_s"] or 0.0) for k, v in TARGETS.items()}
     for item in args.budget:
         key, _, value = item.partition("=")
         budgets[key] = float(value)
