@@ -635,6 +635,28 @@ def test_evaluation_tab_shows_steps_folds_and_the_kept_sparsity(
         f"A size goal of {FORM_GOAL:,} non-zero parameters outranks these rules: met "
         f"({goal['nonzero_params']:,})."
     )
+    # the tolerances' own choice beside the goal's, and every option the goal weighed, the
+    # chosen one marked
+    details = goal["details"]
+    rules = (
+        f"sparsity {details['tolerance_sparsity']:g}"
+        if details["tolerance_sparsity"]
+        else "the dense model"
+    )
+    same = "another model" if goal["kept"] else "the same"
+    expect(page.locator("#size-goal-rules")).to_have_text(
+        f"The rules alone kept {rules} ({details['nonzero_before']:,}); the goal kept {same}."
+    )
+    options = page.locator("#size-goal-options tbody tr")
+    assert len(details["options"]) >= 2  # the dense model and at least one level
+    expect(options).to_have_count(len(details["options"]))
+    chosen = page.locator("#size-goal-options tbody tr.kept")
+    expect(chosen).to_have_count(1)
+    level = details["sparsity"]
+    expect(chosen.locator("th")).to_have_text(f"{level:g}" if level else "dense")
+    expect(chosen).to_contain_text("✓ chosen")
+    for i, option in enumerate(details["options"]):
+        expect(options.nth(i).locator("td").nth(2)).to_have_text(f"{option['nonzero_params']:,}")
     if ev["cross_validation"]:
         cv = ev["cross_validation"]
         expect(page.locator("#cv-folds tbody tr")).to_have_count(cv["folds"])
