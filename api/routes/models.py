@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -86,11 +85,12 @@ def download_model(
 async def model_card(job_id: str, state: StateDep, key: KeyDep) -> Response:
     # a polled read: one worker-thread step (api.deps.read_in_one_step). The card is encoded
     # by orjson, not FastAPI's jsonable_encoder, which walks every value of a card in Python
-    # (a non-finite number becomes null, where the standard encoder would fail the request)
+    # (a non-finite number becomes null, where the standard encoder would fail the request),
+    # and once per version of its file (api.services.models)
     card = await read_job_in_one_step(
-        state, key, job_id, lambda job, session: _service(session, state).card_of(job)
+        state, key, job_id, lambda job, session: _service(session, state).card_bytes_of(job)
     )
-    return Response(orjson.dumps(card), media_type="application/json")
+    return Response(card, media_type="application/json")
 
 
 @router.post("/{job_id}/predict", response_model=PredictResponse)

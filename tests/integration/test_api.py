@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import re
 import time
 
@@ -447,6 +448,19 @@ def test_model_download_card_and_predict(server: Server) -> None:
 
         card = c.get(f"/api/v1/jobs/{job['id']}/model/card").json()
         assert card["task"] == "classification" and card["inputs"]["n_features"] == 13
+        # the card is the file's, encoded once per version of the file: a rewritten card is
+        # served at once, a non-finite number in it as null
+        card_file = server.workdir / "artifacts" / "jobs" / job["id"] / "model_card.json"
+        assert json.loads(card_file.read_text()) == card
+        assert c.get(f"/api/v1/jobs/{job['id']}/model/card").json() == card
+        rewritten = card_file.with_name("model_card.json.new")
+        rewritten.write_text(json.dumps({**card, "note": "rewritten", "score": float("nan")}))
+        os.replace(rewritten, card_file)
+        again = c.get(f"/api/v1/jobs/{job['id']}/model/card")
+        assert again.status_code == 200
+        assert again.json() == {**card, "note": "rewritten", "score": None}
+        card_file.write_text(json.dumps(card))  # in place, a different size
+        assert c.get(f"/api/v1/jobs/{job['id']}/model/card").json() == card
         keras_file = c.get(f"/api/v1/jobs/{job['id']}/model?format=keras")
         assert keras_file.status_code == 200 and keras_file.content[:2] == b"PK"
         sm = c.get(f"/api/v1/jobs/{job['id']}/model?format=savedmodel")
