@@ -233,6 +233,7 @@ def serve(
                 host=settings.host,
                 port=settings.port,
                 log_level="info",
+                access_log=settings.access_log,
                 # open connections (an event stream) may delay the stop this long, no more
                 timeout_graceful_shutdown=10,
                 timeout_keep_alive=settings.http_keep_alive_s,
@@ -254,6 +255,7 @@ def serve(
                     settings.host,
                     settings.port,
                     log_level="info",
+                    access_log=settings.access_log,
                     timeout_graceful_shutdown=10,
                     timeout_keep_alive=settings.http_keep_alive_s,
                 )

@@ -103,6 +103,8 @@ def test_http_processes_serve_the_api_while_one_controller_in_their_parent_runs_
             )
         }, health
         assert server.log().count("shown only once") == 1
+        # each HTTP process logs its requests by default (AUTOML_ACCESS_LOG)
+        assert '"GET /healthz HTTP/1.1" 200' in server.log(), server.log()[-3000:]
         # a burst of connections is spread over both HTTP processes (one SO_REUSEPORT socket
         # each); on uvicorn's shared socket the first process to wake accepted them all
         spread = _connections_after_a_burst(server, {int(pid) for pid in children})
@@ -167,3 +169,25 @@ def test_http_processes_serve_the_api_while_one_controller_in_their_parent_runs_
             assert answers == {n} and n >= 6, (answers, n)
     finally:
         server.kill()
+
+
+def test_the_access_log_is_a_setting(tmp_path: Path) -> None:
+    """AUTOML_ACCESS_LOG=false: no line per request (a deployment whose proxy logs them saves
+    the CPU), while the service still logs what it does, and answers as before."""
+    env = {"AUTOML_EXECUTOR": "in_process", "AUTOML_ACCESS_LOG": "false"}
+    server = Server(f"sqlite:///{tmp_path / 'automl.db'}", tmp_path, extra_env=env).start()
+    try:
+        with server.client() as c:
+            assert c.get("/api/v1/jobs").status_code == 200
+            assert c.get("/api/v1/jobs/" + "0" * 32).status_code == 404
+        assert httpx.get(server.url + "/healthz").status_code == 200
+        log = server.log()
+        assert "Application startup complete" in log and "shown only once" in log, log
+        assert "HTTP/1.1" not in log, log
+    finally:
+        server.kill()
+    bad = Server(
+        f"sqlite:///{tmp_path / 'other.db'}", tmp_path, extra_env={"AUTOML_ACCESS_LOG": "maybe"}
+    )
+    with pytest.raises(RuntimeError, match="access_log"):
+        bad.start(timeout=60)
