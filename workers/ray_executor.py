@@ -32,6 +32,7 @@ _pools: dict[tuple[float, float], list[Any]] = {}
 _busy: set[Any] = set()
 _warm: set[Any] = set()  # actors that answered once: placed, TensorFlow imported
 _trainings: dict[Any, int] = {}  # trainings started on each live actor
+_runs: dict[object, _Demand] = {}  # the runs going on in this process (jobs share the pools)
 _started_local = False
 
 DEFAULT_MAX_RETRIES = 2
@@ -209,6 +210,30 @@ class _Attempt:
     prune_sent: bool = False  # its worker was asked to stop it (successive halving)
 
 
+@dataclass
+class _Demand:
+    """What one ``run`` holds and wants, seen by the others of its shape: jobs running at once
+    share the workers, each its share (the slots / the runs) while another wants more."""
+
+    key: tuple[float, float]
+    since: float  # when the run started: the longest waiting is served first
+    held: int = 0  # workers it holds (starting, idle or training)
+    wants: bool = False  # it has candidates no worker of its own will take
+
+
+def _share(key: tuple[float, float], slots: int) -> int:
+    return max(1, slots // max(1, sum(1 for d in _runs.values() if d.key == key)))
+
+
+def _hungry(token: object, key: tuple[float, float], share: int) -> list[_Demand]:
+    """The other runs of this shape that want a worker and hold less than their share."""
+    return [
+        d
+        for t, d in _runs.items()
+        if t is not token and d.key == key and d.wants and d.held < share
+    ]
+
+
 def worker_nice() -> int:
     """``AUTOML_WORKER_NICE`` (0–19, default 10): the nice value workers train at."""
     raw = os.environ.get("AUTOML_WORKER_NICE", str(DEFAULT_WORKER_NICE))
@@ -306,16 +331,31 @@ class RayExecutor(Executor):
                     for actor in [a for a in pool if a not in _busy]:
                         _kill(pool, actor)
 
-    def _acquire(self, limit: int) -> list[Any]:
-        """Idle actors for this resource shape, creating new ones up to ``limit``."""
+    def _acquire(self, limit: int, token: object = None) -> list[Any]:
+        """Idle actors for this resource shape, creating new ones up to ``limit``.
+
+        While another run of this process (another job) wants a worker and holds less than its
+        share, this one takes no more than its own share, and leaves an idle worker to each
+        such run that holds fewer than it or has waited longer."""
         from workers.actor import CandidateWorker
 
         with _lock:
             pool = _pools.setdefault(self._key(), [])
-            idle = [a for a in pool if a not in _busy][:limit]
+            me = _runs.get(token)
+            if me is not None:
+                share = _share(self._key(), self._slots)
+                hungry = _hungry(token, self._key(), share)
+                if hungry:
+                    limit = min(limit, share - me.held)
+                ahead = sum(1 for d in hungry if (d.held, d.since) < (me.held, me.since))
+            else:
+                ahead = 0
+            if limit <= 0:
+                return []
+            idle = [a for a in pool if a not in _busy][ahead:][:limit]
             if len(idle) < limit and len(pool) < self._slots:
                 self._evict_idle_others()
-            while len(idle) < limit and len(pool) < self._slots:
+            while len(idle) < limit and len(pool) + ahead < self._slots:
                 actor = CandidateWorker.options(  # type: ignore[attr-defined]
                     num_cpus=self.resources.cpus,
                     num_gpus=self.resources.gpus,
@@ -325,6 +365,8 @@ class RayExecutor(Executor):
                 pool.append(actor)
                 idle.append(actor)
             _busy.update(idle)
+            if me is not None:
+                me.held += len(idle)
             return idle
 
     def _release(self, actor: Any, dead: bool = False) -> None:
@@ -398,13 +440,21 @@ class RayExecutor(Executor):
         inflight: dict[Any, tuple[_Attempt, Any, str]] = {}
         never_ready = ""  # why the last new worker was given up
         last_poll = 0.0
+        token = object()  # this run, among the runs of this process that share the pools
+        with _lock:
+            _runs[token] = me = _Demand(self._key(), time.monotonic())
         try:
             while pending or inflight:
                 if should_stop is not None and should_stop():
                     raise SearchCancelledError("the search was cancelled")
+                for actor in self._surplus(token, me, len(ours), pending, free):
+                    self._release(actor)
+                    ours.remove(actor)
                 short = len(pending) - len(free) - len(starting)
+                with _lock:
+                    me.held, me.wants = len(ours), short > 0 and len(ours) < want
                 if short > 0 and len(ours) < want:
-                    for actor in self._acquire(min(short, want - len(ours))):
+                    for actor in self._acquire(min(short, want - len(ours)), token):
                         ours.append(actor)
                         probe = actor.__ray_call__.remote(_whereabouts)
                         starting[probe] = (actor, time.monotonic())
@@ -558,6 +608,29 @@ class RayExecutor(Executor):
         finally:
             for actor in ours:
                 self._release(actor)
+            with _lock:
+                _runs.pop(token, None)
+
+    def _surplus(
+        self,
+        token: object,
+        me: _Demand,
+        held: int,
+        pending: deque[_Attempt],
+        free: list[tuple[Any, str]],
+    ) -> list[Any]:
+        """Idle workers of this run that it gives back now (taken off ``free``): every one
+        when no candidate is left for them, and, while another job's run wants a worker and
+        holds less than its share, those over this run's share. A run otherwise keeps its
+        workers to its end, and a job that started second would wait for the first's whole
+        iteration."""
+        with _lock:
+            share = _share(self._key(), self._slots)
+            give = len(free) if not pending else 0
+            if pending and _hungry(token, self._key(), share):
+                give = min(len(free), max(0, held - share))
+            me.held = held - give
+        return [free.pop()[0] for _ in range(give)]
 
     def warm_up(self) -> int:
         """Create this resource shape's actors now (each imports TensorFlow), so the first job

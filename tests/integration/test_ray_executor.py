@@ -27,6 +27,7 @@ from automl.search import AdaNetSearch, SearchCallback  # noqa: E402
 from automl.spec import Resources, SearchSpec  # noqa: E402
 from automl.training import CandidateResult, CandidateSpec, TrainingData  # noqa: E402
 from tests.conftest import tiny_spec_dict  # noqa: E402
+from workers import ray_executor  # noqa: E402
 from workers.ray_executor import RayExecutor, check_feasible, shutdown_ray  # noqa: E402
 
 # a dead node is noticed in ~2 s instead of Ray's 20-55 s
@@ -182,6 +183,43 @@ def test_a_worker_that_trained_its_share_is_replaced_once_idle(
     assert spent not in {w["pid"] for w in pooled}
     with pytest.raises(ValueError, match="max_trainings"):
         RayExecutor(max_trainings=0)
+
+
+@pytest.mark.timeout(300)
+def test_two_jobs_at_once_share_the_workers(two_nodes: Cluster, data: TrainingData) -> None:
+    # job A starts first and takes both workers for its six candidates; job B starts while A
+    # trains. B gets one of them when the first of A's candidates ends, and both of B's
+    # candidates end before A's last one: B does not wait for A's whole iteration (before,
+    # a run held its workers to its end, and the second job of two waited for all of it)
+    finished: dict[str, list[tuple[float, int]]] = {"a": [], "b": []}
+    errors: list[BaseException] = []
+
+    def job(tag: str, candidates: int) -> None:
+        try:
+            ex = RayExecutor(Resources(cpus=2))
+            ex.start(data)
+            for r in ex.run(_candidates(candidates, LONG_EPOCHS)):
+                assert r.ok, r.error
+                finished[tag].append((time.monotonic(), _pid(r)))
+        except BaseException as exc:  # noqa: BLE001 - raised in the test's thread below
+            errors.append(exc)
+
+    a = threading.Thread(target=job, args=("a", 6))
+    a.start()
+    deadline = time.monotonic() + 60
+    while sum(d.held for d in ray_executor._runs.values()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not finished["a"]  # B starts while A holds both workers and none has finished
+    b = threading.Thread(target=job, args=("b", 2))
+    b.start()
+    a.join(240)
+    b.join(240)
+    assert not errors, errors
+    assert len(finished["a"]) == 6 and len(finished["b"]) == 2
+    assert max(t for t, _ in finished["b"]) < max(t for t, _ in finished["a"])
+    # A trained on both workers, and went on with one while B had the other
+    assert len({pid for _, pid in finished["a"]}) == 2
+    assert ray_executor._runs == {}  # each run forgot itself at its end
 
 
 @pytest.mark.timeout(240)
